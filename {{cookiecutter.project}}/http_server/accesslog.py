@@ -1,0 +1,98 @@
+"""One access-log line per request on stdout (text or JSON); errors on stderr.
+
+Every field that came from the client is escaped, so a request cannot forge
+log lines or send control characters to a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), *range(0x7F, 0x100)]}
+_ESCAPES[ord('"')] = '\\"'
+_ESCAPES[ord("\\")] = "\\\\"
+
+logger = logging.getLogger("http_server")
+
+
+def escape(text: str) -> str:
+    """Printable ASCII stays; everything else becomes a visible escape."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return "".join(_ESCAPES.get(ord(c), c) if ord(c) < 0x100 else c.encode(
+        "unicode_escape").decode("ascii") for c in text)
+
+
+class AccessLog:
+    def __init__(self, log_format: str = "text", enabled: bool = True, fd: int = 1) -> None:
+        self.enabled = enabled
+        self.json = log_format == "json"
+        self.fd = fd
+        self._second = 0
+        self._stamp = ""
+
+    def _timestamp(self) -> str:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            fmt = "%Y-%m-%dT%H:%M:%SZ" if self.json else "%d/%b/%Y:%H:%M:%S +0000"
+            self._stamp = time.strftime(fmt, time.gmtime(now))
+        return self._stamp
+
+    def log(self, remote: str, request, status: int, size: int, seconds: float) -> None:
+        if self.json:
+            record = {
+                "time": self._timestamp(),
+                "remote": remote,
+                "method": request.method,
+                "target": request.target,
+                "version": request.version,
+                "status": status,
+                "bytes": size,
+                "duration_ms": round(seconds * 1000, 3),
+                "user_agent": request.headers.get("user-agent", ""),
+            }
+            request_id = request.headers.get("x-request-id")
+            if request_id:
+                record["request_id"] = request_id
+            line = json.dumps(record)
+        else:
+            line = '%s - - [%s] "%s %s %s" %d %d "%s" %.3fms' % (
+                remote, self._timestamp(), escape(request.method), escape(request.target),
+                request.version, status, size, escape(request.headers.get("user-agent", "-")),
+                seconds * 1000,
+            )
+        try:
+            os.write(self.fd, (line + "\n").encode("utf-8", "backslashreplace"))
+        except OSError:
+            pass  # a closed stdout must not take the server down
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_errors(log_level: str = "info", log_format: str = "text") -> None:
+    """Send the framework's own messages to stderr, once per process."""
+    logger.setLevel(log_level.upper())
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)

@@ -1,0 +1,277 @@
+"""One client connection: read, parse, dispatch, write, and decide whether to keep it.
+
+``serve()`` runs on a worker thread when the socket is readable. It answers
+every complete request in the buffer, in order (pipelining), and returns as
+soon as it would have to wait for the client, so that a slow or idle client
+never holds a thread: the connection goes back to the poller instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import time
+
+from .app import default_error_body
+from .errors import ProtocolError, RequestTimeout
+from .parser import NEED_DATA, RequestHead, RequestParser
+from .request import Headers, Requests
+from .response import Response
+
+READ_SIZE = 65536
+SEND_TIMEOUT = 30.0  # a client that reads nothing for this long loses its connection
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class ConnectionClosed(Exception):
+    """The client went away while we were writing."""
+
+
+class Connection:
+    __slots__ = (
+        "sock", "fd", "remote", "server", "parser", "head", "expect_pending",
+        "deadline", "head_started", "parked",
+    )
+
+    def __init__(self, sock, remote: str, server) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.remote = remote
+        self.server = server
+        self.parser = RequestParser(
+            server.max_request_line, server.max_header_size, server.max_header_count,
+            server.max_body_size,
+        )
+        self.head: RequestHead | None = None
+        self.expect_pending = False
+        self.head_started: float | None = None
+        self.deadline = time.monotonic() + server.header_timeout
+        self.parked = False
+
+    # -- reading ----------------------------------------------------------
+
+    def serve(self) -> bool:
+        """Answer what has arrived. True: park the connection in the poller; False: it is closed."""
+        sock = self.sock
+        parser = self.parser
+        try:
+            while True:
+                try:
+                    data = sock.recv(READ_SIZE)
+                except BlockingIOError:
+                    break
+                if not data:
+                    return self.close()
+                if self.head_started is None and not parser.in_request:
+                    self.head_started = time.monotonic()
+                parser.feed(data)
+                if not self._answer_ready_requests():
+                    return self.close()
+                if len(data) < READ_SIZE:
+                    break  # the kernel buffer is most likely empty: skip a futile recv
+        except (ConnectionClosed, OSError):
+            return self.close()
+        self._set_deadline()
+        return True
+
+    def _set_deadline(self) -> None:
+        server = self.server
+        now = time.monotonic()
+        if self.parser.awaiting_body:
+            self.deadline = now + server.header_timeout  # body: time without progress
+        elif self.parser.in_request:
+            self.deadline = (self.head_started or now) + server.header_timeout
+        else:
+            self.deadline = now + server.keep_alive_timeout
+
+    def _answer_ready_requests(self) -> bool:
+        """Dispatch every complete request in the buffer. False: close the connection."""
+        parser = self.parser
+        while True:
+            try:
+                event = parser.next_event()
+            except ProtocolError as error:
+                self.send_error(error.status, error)
+                self.drain_before_close()
+                return False
+            if event is NEED_DATA:
+                if self.expect_pending and parser.awaiting_body:
+                    self.expect_pending = False
+                    self.write(CONTINUE)
+                return True
+            if type(event) is RequestHead:
+                self.head = event
+                self.expect_pending = event.expect_continue
+                continue
+            head = self.head
+            self.head = None
+            self.head_started = None
+            self.expect_pending = False
+            request = Requests(head.method, head.target, head.version,
+                               Headers.from_wire(head.headers), event.data, self.remote)
+            request.trailers = event.trailers
+            if not self.respond(request, head.keep_alive):
+                return False
+
+    # -- writing ----------------------------------------------------------
+
+    def respond(self, request: Requests, keep_alive: bool) -> bool:
+        """Run the app for one request and write its answer. True if the connection stays."""
+        server = self.server
+        started = time.perf_counter()
+        response = server.app.handle(request, Response(self.sock))
+        keep_alive = keep_alive and not server.stopping and not response.wants_close
+        http10 = request.version == "HTTP/1.0"
+        head_only = request.method == "HEAD"
+        stream = response.stream_body
+        chunked = stream is not None and not http10 and not head_only
+        if stream is not None and http10:
+            keep_alive = False  # the end of the body is the end of the connection
+        size = 0
+        try:
+            head = response.head_bytes(keep_alive, http10, chunked)
+            if head_only or response.status in (204, 304) or response.status < 200:
+                self.write(head)
+            elif response.file is not None:
+                self.write(head)
+                size = self.write_file(response.file)
+            elif stream is not None:
+                self.write(head)
+                size = self.write_stream(stream, chunked)
+            else:
+                self.write(head + response.body if len(response.body) < 65536 else head)
+                if len(response.body) >= 65536:
+                    self.write(response.body)
+                size = len(response.body)
+        finally:
+            if response.file is not None:
+                response.file.close()
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+            if server.access_log.enabled:
+                server.access_log.log(self.remote, request, response.status, size,
+                                      time.perf_counter() - started)
+        return keep_alive
+
+    def write(self, data: bytes) -> None:
+        """Send all of ``data``; wait for the client to read only when the buffer is full."""
+        sock = self.sock
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as error:
+            raise ConnectionClosed from error
+        if sent == len(data):
+            return
+        view = memoryview(data)[sent:]
+        while view:
+            self._wait_writable()
+            try:
+                sent = sock.send(view)
+            except BlockingIOError:
+                continue
+            except OSError as error:
+                raise ConnectionClosed from error
+            view = view[sent:]
+
+    def _wait_writable(self) -> None:
+        _, writable, _ = select.select([], [self.sock], [], SEND_TIMEOUT)
+        if not writable:
+            raise ConnectionClosed("client stopped reading")
+
+    def write_file(self, body) -> int:
+        """Zero-copy: the kernel moves the file to the socket without it entering Python."""
+        offset, remaining = body.offset, body.count
+        fd_in = body.file.fileno()
+        while remaining > 0:
+            try:
+                sent = os.sendfile(self.fd, fd_in, offset, min(remaining, 1 << 30))
+            except BlockingIOError:
+                self._wait_writable()
+                continue
+            except (AttributeError, OSError) as error:
+                if isinstance(error, OSError) and error.errno not in _NO_SENDFILE:
+                    raise ConnectionClosed from error
+                return body.count - remaining + self._copy_file(body, offset, remaining)
+            if sent == 0:
+                break  # the file shrank under us: nothing more to send
+            offset += sent
+            remaining -= sent
+        return body.count - remaining
+
+    def _copy_file(self, body, offset: int, remaining: int) -> int:
+        body.file.seek(offset)
+        sent = 0
+        while remaining > 0:
+            chunk = body.file.read(min(remaining, 262144))
+            if not chunk:
+                break
+            self.write(chunk)
+            sent += len(chunk)
+            remaining -= len(chunk)
+        return sent
+
+    def write_stream(self, stream, chunked: bool) -> int:
+        size = 0
+        for item in stream:
+            if isinstance(item, str):
+                item = item.encode("utf-8")
+            if not item:
+                continue
+            size += len(item)
+            self.write(b"%x\r\n%s\r\n" % (len(item), item) if chunked else item)
+        if chunked:
+            self.write(b"0\r\n\r\n")
+        return size
+
+    def send_error(self, status: int, error: BaseException | None = None) -> None:
+        """Answer a request we could not parse, then the caller closes the connection."""
+        response = Response()
+        response.send(default_error_body(status, error), status, "text/plain; charset=utf-8")
+        try:
+            self.write(response.head_bytes(False, False, False) + response.body)
+        except ConnectionClosed:
+            pass
+
+    def drain_before_close(self, seconds: float = 0.5, limit: int = 1 << 20) -> None:
+        """Read what the client is still sending before closing, for a short while.
+
+        Closing with unread data makes the kernel send a reset, and the client
+        could lose the error answer we just wrote (RFC 9112 section 9.6).
+        """
+        sock = self.sock
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + seconds
+            while limit > 0:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([sock], [], [], left)[0]:
+                    break
+                data = sock.recv(READ_SIZE)
+                if not data:
+                    break
+                limit -= len(data)
+        except OSError:
+            pass
+
+    def expire(self) -> None:
+        """The deadline passed while the connection waited in the poller."""
+        if self.parser.in_request:
+            self.send_error(RequestTimeout.status, RequestTimeout("request not received in time"))
+        self.close()
+
+    def close(self) -> bool:
+        self.server.pool.forget(self)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        return False
+
+
+# sendfile is refused for this file or socket: fall back to copying through Python.
+_NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOTSOCK}

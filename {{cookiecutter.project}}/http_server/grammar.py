@@ -1,0 +1,37 @@
+"""The request grammar of RFC 9110/9112, written once as compiled byte regexes.
+
+Every number and token on the wire is matched here with ``fullmatch`` before
+any conversion: ``int()`` alone would accept ``+1``, ``1_0``, `` 1`` and
+non-ASCII digits, each a door to request smuggling.
+"""
+
+import re
+
+TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+TOKEN = re.compile(TCHAR + rb"+")
+
+# method SP request-target SP HTTP-version; the target is visible ASCII only.
+REQUEST_LINE = re.compile(rb"(" + TCHAR + rb"+) ([\x21-\x7e]+) (HTTP/[0-9]\.[0-9])")
+# Anything that looks like a version, to tell 505 (well-formed, unsupported) from 400.
+HTTP_VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
+
+# field-line = field-name ":" OWS field-value OWS, with no obs-fold and no
+# control characters (CR, LF, NUL included) anywhere in the value.
+_VCHAR = rb"[\x21-\x7e\x80-\xff]"
+FIELD_LINE = re.compile(
+    rb"(" + TCHAR + rb"+):[ \t]*(" + _VCHAR + rb"(?:[ \t]*" + _VCHAR + rb")*)?[ \t]*"
+)
+
+CONTENT_LENGTH = re.compile(rb"[0-9]{1,18}")
+
+CHUNK_SIZE_DIGITS = 16
+# chunk = chunk-size [ chunk-ext ] CRLF; chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] )
+_QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+CHUNK_LINE = re.compile(
+    rb"([0-9A-Fa-f]{1,%d})((?:[ \t]*;[ \t]*%s+(?:[ \t]*=[ \t]*(?:%s+|%s))?)*)[ \t]*"
+    % (CHUNK_SIZE_DIGITS, TCHAR, TCHAR, _QUOTED_STRING)
+)
+
+# Header values a view sets: no CR, LF, NUL or other control character but tab.
+SAFE_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\uffff]*")
+SAFE_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

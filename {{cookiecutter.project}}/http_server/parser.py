@@ -1,0 +1,394 @@
+"""A sans-IO HTTP/1.1 request parser: bytes in, events out, no sockets.
+
+    parser = RequestParser()
+    parser.feed(data)
+    event = parser.next_event()   # NEED_DATA, a RequestHead, or a RequestBody
+
+Each request yields a ``RequestHead`` once its header section is complete,
+then a ``RequestBody`` once its body is (empty for requests without one);
+after that the parser is ready for the next pipelined request. Anything
+malformed or ambiguous raises a ``ProtocolError`` carrying its status, and
+the parser stays broken: the connection must answer once and close.
+"""
+
+from __future__ import annotations
+
+from . import grammar
+from .errors import (
+    BadRequest,
+    ExpectationFailed,
+    HeaderFieldsTooLarge,
+    NotImplementedCoding,
+    PayloadTooLarge,
+    ProtocolError,
+    URITooLong,
+    VersionNotSupported,
+)
+
+NEED_DATA = "NEED_DATA"
+
+# Parser states.
+_HEAD = 0
+_BODY_LENGTH = 1
+_CHUNK_SIZE = 2
+_CHUNK_DATA = 3
+_TRAILERS = 4
+_BROKEN = 5
+_NO_BODY = 6  # head done, an empty RequestBody is the next event
+
+MAX_CHUNK_LINE = 4096
+
+# Fields that must not be sent in a trailer section (RFC 9110 section 6.5.1):
+# framing, routing, request modifiers and authentication.
+FORBIDDEN_TRAILERS = frozenset(
+    {
+        "authorization", "cache-control", "connection", "content-encoding",
+        "content-length", "content-range", "content-type", "cookie", "expect",
+        "host", "keep-alive", "max-forwards", "pragma", "proxy-authorization",
+        "range", "set-cookie", "te", "trailer", "transfer-encoding", "upgrade",
+    }
+)
+KNOWN_CODINGS = frozenset({"chunked", "compress", "deflate", "gzip", "identity", "x-gzip"})
+
+
+class RequestHead:
+    """The request line and header fields of one request, checked and decoded."""
+
+    __slots__ = (
+        "method", "target", "version", "headers", "content_length", "chunked",
+        "keep_alive", "expect_continue",
+    )
+
+    def __init__(self, method, target, version, headers, content_length, chunked,
+                 keep_alive, expect_continue):
+        self.method: str = method
+        self.target: str = target
+        self.version: str = version
+        self.headers: list[tuple[str, str]] = headers  # (lower-case name, value)
+        self.content_length: int = content_length
+        self.chunked: bool = chunked
+        self.keep_alive: bool = keep_alive
+        self.expect_continue: bool = expect_continue
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or self.content_length > 0
+
+    def __repr__(self) -> str:
+        return f"RequestHead({self.method} {self.target} {self.version})"
+
+
+class RequestBody:
+    """The whole body of the current request (de-chunked), and its trailer fields."""
+
+    __slots__ = ("data", "trailers")
+
+    def __init__(self, data: bytes, trailers: list[tuple[str, str]]):
+        self.data = data
+        self.trailers = trailers
+
+    def __repr__(self) -> str:
+        return f"RequestBody({len(self.data)} bytes)"
+
+
+class RequestParser:
+    def __init__(
+        self,
+        max_request_line: int = 8192,
+        max_header_size: int = 65536,
+        max_header_count: int = 100,
+        max_body_size: int = 10 * 1024 * 1024,
+    ) -> None:
+        self.max_request_line = max_request_line
+        self.max_header_size = max_header_size
+        self.max_header_count = max_header_count
+        self.max_body_size = max_body_size
+        self._buffer = bytearray()
+        self._state = _HEAD
+        self._scanned = 0  # bytes of an incomplete head already checked for bare LF
+        self._remaining = 0  # body bytes still expected (length or current chunk)
+        self._body = bytearray()
+        self._trailers: list[tuple[str, str]] = []
+
+    # -- public -----------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    @property
+    def in_request(self) -> bool:
+        """True when part of a request has arrived but not all of it."""
+        return self._state not in (_HEAD, _NO_BODY) or bool(self._buffer)
+
+    @property
+    def awaiting_body(self) -> bool:
+        return self._state in (_BODY_LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS)
+
+    def next_event(self):
+        state = self._state
+        try:
+            if state == _HEAD:
+                return self._read_head()
+            if state == _NO_BODY:
+                self._state = _HEAD
+                return RequestBody(b"", [])
+            if state == _BODY_LENGTH:
+                return self._read_length_body()
+            if state in (_CHUNK_SIZE, _CHUNK_DATA, _TRAILERS):
+                return self._read_chunked_body()
+        except ProtocolError:
+            self._state = _BROKEN
+            raise
+        raise BadRequest("the connection is no longer usable after an error")
+
+    # -- the head ---------------------------------------------------------
+
+    def _read_head(self):
+        buf = self._buffer
+        # RFC 9112 section 2.2: ignore empty lines before the request line.
+        while buf.startswith(b"\r\n"):
+            del buf[:2]
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            self._check_incomplete_head()
+            return NEED_DATA
+        if end + 4 > self.max_header_size:
+            raise HeaderFieldsTooLarge("header section too large")
+        head = bytes(buf[:end])
+        del buf[: end + 4]
+        self._scanned = 0
+        lines = head.split(b"\r\n")
+        request_line = lines[0]
+        if len(request_line) > self.max_request_line:
+            raise URITooLong("request line too long")
+        if len(lines) - 1 > self.max_header_count:
+            raise HeaderFieldsTooLarge("too many header fields")
+        method, target, version = self._parse_request_line(request_line)
+
+        headers = []
+        field_line = grammar.FIELD_LINE.fullmatch
+        for line in lines[1:]:
+            match = field_line(line)
+            if match is None:
+                raise BadRequest(_why_field_is_bad(line))
+            name, value = match.groups()
+            headers.append((name.decode("ascii").lower(), (value or b"").decode("latin-1")))
+        return self._framing(method, target, version, headers)
+
+    def _check_incomplete_head(self) -> None:
+        buf = self._buffer
+        first_line_end = buf.find(b"\r\n")
+        if first_line_end < 0 and len(buf) > self.max_request_line:
+            raise URITooLong("request line too long")
+        if len(buf) > self.max_header_size:
+            raise HeaderFieldsTooLarge("header section too large")
+        # Fail fast on a bare LF instead of waiting for a CRLFCRLF that never comes.
+        start = max(self._scanned, 1)
+        position = buf.find(b"\n", start - 1)
+        while position >= 0:
+            if position == 0 or buf[position - 1] != 0x0D:
+                raise BadRequest("bare LF in the request head")
+            position = buf.find(b"\n", position + 1)
+        self._scanned = len(buf)
+
+    def _parse_request_line(self, line: bytes) -> tuple[str, str, str]:
+        match = grammar.REQUEST_LINE.fullmatch(line)
+        if match is None:
+            parts = line.split(b" ")
+            if len(parts) == 3:
+                version = grammar.HTTP_VERSION.fullmatch(parts[2])
+                if version is not None and version.group(1) != b"1":
+                    raise VersionNotSupported("only HTTP/1.x is supported")
+            raise BadRequest("malformed request line")
+        method, target, version = match.groups()
+        if version[5:6] != b"1":
+            raise VersionNotSupported("only HTTP/1.x is supported")
+        # HTTP/1.2 and later minor versions are answered as HTTP/1.1 (RFC 9110 2.5).
+        return (
+            method.decode("ascii"),
+            target.decode("ascii"),
+            "HTTP/1.0" if version == b"HTTP/1.0" else "HTTP/1.1",
+        )
+
+    def _framing(self, method, target, version, headers) -> RequestHead:
+        """Decide the body's framing and the connection's fate from the header fields."""
+        http11 = version == "HTTP/1.1"
+        content_length = None
+        transfer_encoding = None
+        host_count = 0
+        connection = ""
+        expect = None
+        for name, value in headers:
+            if name == "content-length":
+                if content_length is not None:
+                    raise BadRequest("more than one Content-Length")
+                if grammar.CONTENT_LENGTH.fullmatch(value.encode("latin-1")) is None:
+                    raise BadRequest("Content-Length is not a decimal number")
+                content_length = int(value)
+            elif name == "transfer-encoding":
+                if transfer_encoding is not None:
+                    raise BadRequest("more than one Transfer-Encoding")
+                transfer_encoding = value
+            elif name == "host":
+                host_count += 1
+            elif name == "connection":
+                connection = connection + "," + value.lower() if connection else value.lower()
+            elif name == "expect":
+                if expect is not None:
+                    raise ExpectationFailed("more than one Expect")
+                expect = value.lower()
+
+        if http11 and host_count != 1:
+            raise BadRequest("HTTP/1.1 needs exactly one Host" if host_count else "missing Host")
+        if host_count > 1:
+            raise BadRequest("more than one Host")
+
+        chunked = False
+        if transfer_encoding is not None:
+            if not http11:
+                raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+            if content_length is not None:
+                raise BadRequest("both Content-Length and Transfer-Encoding")
+            if transfer_encoding.lower() != "chunked":
+                codings = [c.strip().lower() for c in transfer_encoding.split(",")]
+                if all(c in KNOWN_CODINGS for c in codings):
+                    raise NotImplementedCoding("only a single 'chunked' transfer coding is supported")
+                raise BadRequest("unknown Transfer-Encoding")
+            chunked = True
+
+        if content_length is not None and content_length > self.max_body_size:
+            raise PayloadTooLarge("body larger than the limit")
+
+        expect_continue = False
+        if expect is not None:
+            if expect != "100-continue":
+                raise ExpectationFailed("only 100-continue is supported")
+            expect_continue = http11  # RFC 9110 10.1.1: ignore it from HTTP/1.0 clients
+
+        tokens = {t.strip() for t in connection.split(",")} if connection else ()
+        keep_alive = "close" not in tokens if http11 else "keep-alive" in tokens
+
+        if not target.startswith("/"):
+            target = _origin_form(method, target)
+
+        head = RequestHead(method, target, version, headers, content_length or 0, chunked,
+                           keep_alive, expect_continue)
+        if chunked:
+            self._state = _CHUNK_SIZE
+        elif content_length:
+            self._state = _BODY_LENGTH
+            self._remaining = content_length
+        else:
+            self._state = _NO_BODY
+        return head
+
+    # -- bodies -----------------------------------------------------------
+
+    def _read_length_body(self):
+        buf = self._buffer
+        if len(buf) < self._remaining:
+            return NEED_DATA
+        data = bytes(buf[: self._remaining])
+        del buf[: self._remaining]
+        self._state = _HEAD
+        return RequestBody(data, [])
+
+    def _read_chunked_body(self):
+        buf = self._buffer
+        while True:
+            if self._state == _CHUNK_SIZE:
+                end = buf.find(b"\r\n")
+                if end < 0:
+                    if len(buf) > MAX_CHUNK_LINE:
+                        raise BadRequest("chunk line too long")
+                    if b"\n" in buf:
+                        raise BadRequest("bare LF in a chunk line")
+                    return NEED_DATA
+                if end > MAX_CHUNK_LINE:
+                    raise BadRequest("chunk line too long")
+                match = grammar.CHUNK_LINE.fullmatch(buf, 0, end)
+                if match is None:
+                    raise BadRequest("malformed chunk size or extension")
+                size = int(match.group(1), 16)
+                del buf[: end + 2]
+                if size == 0:
+                    self._state = _TRAILERS
+                    continue
+                if len(self._body) + size > self.max_body_size:
+                    raise PayloadTooLarge("body larger than the limit")
+                self._remaining = size
+                self._state = _CHUNK_DATA
+            elif self._state == _CHUNK_DATA:
+                if len(buf) < self._remaining + 2:
+                    # Take what has arrived so a large chunk does not sit in two buffers.
+                    if len(buf) > self._remaining:
+                        return NEED_DATA
+                    take = len(buf)
+                    self._body += buf
+                    del buf[:]
+                    self._remaining -= take
+                    return NEED_DATA
+                self._body += buf[: self._remaining]
+                if buf[self._remaining : self._remaining + 2] != b"\r\n":
+                    raise BadRequest("chunk data not followed by CRLF")
+                del buf[: self._remaining + 2]
+                self._remaining = 0
+                self._state = _CHUNK_SIZE
+            else:  # _TRAILERS
+                end = buf.find(b"\r\n")
+                if end < 0:
+                    if len(buf) > self.max_header_size:
+                        raise HeaderFieldsTooLarge("trailer section too large")
+                    if b"\n" in buf:
+                        raise BadRequest("bare LF in the trailer section")
+                    return NEED_DATA
+                line = bytes(buf[:end])
+                del buf[: end + 2]
+                if line:
+                    self._add_trailer(line)
+                    continue
+                body = RequestBody(bytes(self._body), self._trailers)
+                self._body = bytearray()
+                self._trailers = []
+                self._state = _HEAD
+                return body
+
+    def _add_trailer(self, line: bytes) -> None:
+        match = grammar.FIELD_LINE.fullmatch(line)
+        if match is None:
+            raise BadRequest(_why_field_is_bad(line))
+        name = match.group(1).decode("ascii").lower()
+        if name in FORBIDDEN_TRAILERS:
+            raise BadRequest(f"{name} is not allowed in a trailer")
+        if len(self._trailers) >= self.max_header_count:
+            raise HeaderFieldsTooLarge("too many trailer fields")
+        self._trailers.append((name, (match.group(2) or b"").decode("latin-1")))
+
+
+def _why_field_is_bad(line: bytes) -> str:
+    if line[:1] in (b" ", b"\t"):
+        return "obsolete line folding or whitespace before a field"
+    name, colon, _ = line.partition(b":")
+    if not colon:
+        return "header line without a colon"
+    if name.endswith((b" ", b"\t")):
+        return "whitespace before the colon"
+    return "invalid character in a header field"
+
+
+def _origin_form(method: str, target: str) -> str:
+    """Turn absolute-form (and OPTIONS's asterisk) into a path the router understands."""
+    if target == "*" and method == "OPTIONS":
+        return "*"
+    lower = target.lower()
+    for scheme in ("http://", "https://"):
+        if lower.startswith(scheme):
+            rest = target[len(scheme):]
+            slash = rest.find("/")
+            query = rest.find("?")
+            if not rest or slash == 0:
+                raise BadRequest("absolute-form target without an authority")
+            if slash < 0 or (0 <= query < slash):
+                return "/" + rest[query:] if query >= 0 else "/"
+            return rest[slash:]
+    raise BadRequest("request target is not origin-form or absolute-form")

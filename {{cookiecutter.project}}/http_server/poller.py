@@ -1,0 +1,108 @@
+"""Readiness of many sockets, shared by the worker threads, one ready socket per thread.
+
+Each socket is armed for one event: once it is reported ready it is not
+reported again until the thread that took it calls ``rearm``. So any number
+of threads may wait at once, and no two ever get the same connection.
+
+On Linux this is epoll with ``EPOLLONESHOT`` (threads wait in the kernel
+itself, no hand-off between threads). Elsewhere a selector emulates it: one
+thread at a time waits, and re-arming wakes it through a pipe.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import selectors
+import threading
+
+
+class EpollPoller:
+    _MASK = select.EPOLLIN | select.EPOLLONESHOT if hasattr(select, "epoll") else 0
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+
+    def register(self, fd: int) -> None:
+        self._epoll.register(fd, self._MASK)
+
+    def rearm(self, fd: int) -> None:
+        self._epoll.modify(fd, self._MASK)
+
+    def unregister(self, fd: int) -> None:
+        try:
+            self._epoll.unregister(fd)
+        except (OSError, ValueError):
+            pass  # already gone: closing twice must be harmless
+
+    def wait(self, timeout: float) -> int | None:
+        """The file descriptor of one ready socket, or None after ``timeout`` seconds."""
+        try:
+            events = self._epoll.poll(timeout, 1)
+        except (OSError, ValueError):  # closed while we waited: the server is stopping
+            return None
+        return events[0][0] if events else None
+
+    def close(self) -> None:
+        self._epoll.close()
+
+
+class SelectorPoller:
+    """The same contract on platforms without epoll (macOS, BSD): correct, not fast."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._lock = threading.Lock()  # one waiting thread at a time
+        self._changes = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._closed = False
+
+    def register(self, fd: int) -> None:
+        with self._changes:
+            self._selector.register(fd, selectors.EVENT_READ)
+        self._wake()
+
+    rearm = register
+
+    def unregister(self, fd: int) -> None:
+        with self._changes:
+            try:
+                self._selector.unregister(fd)
+            except (KeyError, ValueError, OSError):
+                pass
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass
+
+    def wait(self, timeout: float) -> int | None:
+        if not self._lock.acquire(timeout=timeout):
+            return None
+        try:
+            if self._closed:
+                return None
+            for key, _ in self._selector.select(timeout):
+                if key.fd == self._wake_r:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                    continue
+                self.unregister(key.fd)  # one event per arming, like EPOLLONESHOT
+                return key.fd
+            return None
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake()
+
+
+def make_poller():
+    return EpollPoller() if hasattr(select, "epoll") else SelectorPoller()

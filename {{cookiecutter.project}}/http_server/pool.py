@@ -1,0 +1,174 @@
+"""The worker threads of one process, and the connections they share.
+
+Every worker waits on the same poller. The listening socket and each idle
+connection are armed for one event; the thread that receives it accepts, or
+serves the connection from first byte to last (see connection.py), then
+re-arms it. No request is ever handed from one thread to another.
+
+``lock`` guards the table of connections and each connection's ``parked``
+flag, so that the housekeeping thread that closes expired connections and a
+worker that just received an event for one never both own it.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+import time
+
+from .accesslog import logger
+from .connection import Connection
+from .poller import make_poller
+
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 24\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    b"503 Service Unavailable\n"
+)
+ACCEPTS_PER_EVENT = 64
+
+
+class WorkerPool:
+    def __init__(self, server, listener: socket.socket, threads: int) -> None:
+        self.server = server
+        self.listener = listener
+        self.listener_fd = listener.fileno()
+        self.thread_count = threads
+        self.poller = make_poller()
+        self.lock = threading.Lock()
+        self.connections: dict[int, Connection] = {}
+        self.running = False
+        self.accepting = False
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self.listener.setblocking(False)
+        self.running = True
+        self.accepting = True
+        self.poller.register(self.listener_fd)
+        for number in range(self.thread_count):
+            thread = threading.Thread(target=self._work, name=f"http-worker-{number}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    # -- the worker loop --------------------------------------------------
+
+    def _work(self) -> None:
+        poller = self.poller
+        while self.running:
+            fd = poller.wait(1.0)
+            if fd is None:
+                continue
+            if fd == self.listener_fd:
+                self._accept()
+                continue
+            with self.lock:
+                connection = self.connections.get(fd)
+                if connection is None or not connection.parked:
+                    continue  # closed by housekeeping after the event was reported
+                connection.parked = False
+            try:
+                keep = connection.serve()
+            except Exception:
+                logger.error("unexpected error serving %s", connection.remote, exc_info=True)
+                keep = connection.close()
+            if keep:
+                self.park(connection)
+
+    def park(self, connection: Connection) -> None:
+        """Give the connection back to the poller until the client sends more."""
+        with self.lock:
+            if self.connections.get(connection.fd) is not connection:
+                return
+            connection.parked = True
+            self.poller.rearm(connection.fd)
+
+    def forget(self, connection: Connection) -> None:
+        """Drop a connection that is about to be closed (its socket is still open)."""
+        with self.lock:
+            if self.connections.get(connection.fd) is connection:
+                del self.connections[connection.fd]
+                self.poller.unregister(connection.fd)
+
+    def _accept(self) -> None:
+        try:
+            for _ in range(ACCEPTS_PER_EVENT):
+                try:
+                    sock, address = self.listener.accept()
+                except BlockingIOError:
+                    break
+                except OSError as error:
+                    if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                        logger.error("cannot accept a connection: %s", error.strerror)
+                        time.sleep(0.1)  # out of file descriptors: let some close first
+                    break
+                self._add(sock, address)
+        finally:
+            with self.lock:
+                if self.accepting:
+                    self.poller.rearm(self.listener_fd)
+
+    def _add(self, sock: socket.socket, address) -> None:
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if len(self.connections) >= self.server.max_connections:
+            try:
+                sock.send(BUSY)
+            except OSError:
+                pass
+            sock.close()
+            return
+        remote = address[0] if isinstance(address, tuple) else "unix"
+        connection = Connection(sock, remote, self.server)
+        with self.lock:
+            self.connections[connection.fd] = connection
+            connection.parked = True
+            self.poller.register(connection.fd)
+
+    # -- housekeeping, from the main thread -------------------------------
+
+    def sweep(self, closing_idle: bool = False) -> None:
+        """Close parked connections past their deadline (and idle ones when stopping)."""
+        now = time.monotonic()
+        expired = []
+        with self.lock:
+            for connection in self.connections.values():
+                if connection.parked and (
+                    connection.deadline <= now
+                    or (closing_idle and not connection.parser.in_request)
+                ):
+                    expired.append(connection)
+            for connection in expired:
+                connection.parked = False
+                del self.connections[connection.fd]
+                self.poller.unregister(connection.fd)
+        for connection in expired:
+            connection.expire()
+
+    def stop_accepting(self) -> None:
+        with self.lock:
+            self.accepting = False
+            self.poller.unregister(self.listener_fd)
+
+    def drain(self, grace: float) -> None:
+        """Let in-flight requests finish, closing idle connections, for at most ``grace`` seconds."""
+        deadline = time.monotonic() + grace
+        while True:
+            self.sweep(closing_idle=True)
+            if not self.connections or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.running = False
+        with self.lock:
+            leftovers = list(self.connections.values())
+            self.connections.clear()
+        for connection in leftovers:
+            try:
+                connection.sock.close()
+            except OSError:
+                pass
+        self.poller.close()

@@ -1,0 +1,258 @@
+"""What a view fills in: ``Response``, and how it becomes bytes on the wire.
+
+Everything a view can put in a header (names, values, cookies, a redirect
+target) is checked when it is set, so no CR, LF or NUL ever reaches the
+wire and a response can never be split.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from email.utils import formatdate
+from http import HTTPStatus
+
+from . import grammar
+from .request import Headers
+
+DEFAULT_CONTENT_TYPE = "text/html; charset=utf-8"
+
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+_STATUS_LINES: dict[int, bytes] = {}
+
+# Headers the server owns: a view's value for them would contradict the framing.
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "date", "connection"})
+
+# RFC 6265 cookie-octet: no whitespace, DQUOTE, comma, semicolon, backslash or controls.
+_COOKIE_VALUE = grammar.re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+_COOKIE_ATTRIBUTE = grammar.re.compile(r"[\x20-\x3a\x3c-\x7e]*")  # no controls, no ';'
+_SAMESITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
+
+
+def status_line(status: int) -> bytes:
+    """``HTTP/1.1 200 OK\\r\\n``, encoded once per status code."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        if not 100 <= status <= 999:
+            raise ValueError(f"invalid status code {status!r}")
+        line = f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n".encode("ascii")
+        _STATUS_LINES[status] = line
+    return line
+
+
+_date_cache = [0, b""]
+
+
+def date_line() -> bytes:
+    """The ``Date`` header line, formatted at most once per second."""
+    now = int(time.time())
+    if now != _date_cache[0]:
+        _date_cache[1] = b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
+        _date_cache[0] = now
+    return _date_cache[1]
+
+
+def check_header(name: str, value: str) -> None:
+    if not isinstance(name, str) or grammar.SAFE_HEADER_NAME.fullmatch(name) is None:
+        raise ValueError(f"invalid header name {name!r}")
+    if not isinstance(value, str) or grammar.SAFE_HEADER_VALUE.fullmatch(value) is None:
+        raise ValueError(f"invalid characters in the value of header {name!r}")
+
+
+class ResponseHeaders(Headers):
+    """Headers a view sets: validated on the way in."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: str, value) -> None:
+        if not isinstance(value, str):
+            value = str(value)
+        check_header(key, value)
+        super().__setitem__(key, value)
+
+
+class Cookie:
+    """A cookie with its attributes, as ``set_cookie`` records it."""
+
+    __slots__ = ("value", "attributes")
+
+    def __init__(self, value: str, attributes: list[str]):
+        self.value = value
+        self.attributes = attributes
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __eq__(self, other) -> bool:
+        return str(self) == str(other)
+
+    __hash__ = None
+
+
+class FileBody:
+    """A slice of an open file, written with ``sendfile`` by the connection."""
+
+    __slots__ = ("file", "offset", "count")
+
+    def __init__(self, file, offset: int, count: int):
+        self.file = file
+        self.offset = offset
+        self.count = count
+
+    def read_all(self) -> bytes:
+        """The slice as bytes (for the in-process test client)."""
+        self.file.seek(self.offset)
+        return self.file.read(self.count)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class Response:
+    """The answer a view builds. ``client`` is the client's socket (``None`` in tests)."""
+
+    def __init__(self, client=None) -> None:
+        self.client = client
+        self.headers = ResponseHeaders()
+        self.cookies: dict[str, str | Cookie] = {}
+        self.status = 200
+        self.content_type: str | None = DEFAULT_CONTENT_TYPE
+        self.body: bytes = b""
+        self.file: FileBody | None = None
+        self.stream_body: Iterable | None = None
+        self.sent = False
+
+    # -- the seed's calls -------------------------------------------------
+
+    def send(self, content="", status: int = 200,
+             content_type: str | None = DEFAULT_CONTENT_TYPE) -> None:
+        if isinstance(content, str):
+            if content_type and content_type.startswith("text/") and "charset" not in content_type:
+                content_type += "; charset=utf-8"
+            content = content.encode("utf-8")
+        elif isinstance(content, (bytearray, memoryview)):
+            content = bytes(content)
+        elif not isinstance(content, bytes):
+            raise TypeError(f"send() takes str or bytes, not {type(content).__name__}")
+        if content_type is not None:
+            check_header("Content-Type", content_type)
+        status_line(status)  # validates the code
+        self.status = status
+        self.content_type = content_type
+        self.body = content
+        self._drop_other_bodies()
+        self.sent = True
+
+    def sendJson(self, content, status: int = 200) -> None:  # noqa: N802 - the seed's name
+        text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+        self.send(text.encode("utf-8"), status, "application/json")
+
+    def sendJsonString(self, content: str, status: int = 200) -> None:  # noqa: N802
+        self.send(content.encode("utf-8") if isinstance(content, str) else content,
+                  status, "application/json")
+
+    # -- additions --------------------------------------------------------
+
+    def stream(self, iterable: Iterable, status: int = 200,
+               content_type: str | None = DEFAULT_CONTENT_TYPE) -> None:
+        """Send the items of ``iterable`` (str or bytes) as they are produced."""
+        self.send(b"", status, content_type)
+        self.stream_body = iterable
+
+    def send_file(self, file, offset: int, count: int, status: int = 200,
+                  content_type: str | None = "application/octet-stream") -> None:
+        """Send ``count`` bytes of the open binary ``file`` from ``offset``; it is closed after."""
+        self.send(b"", status, content_type)
+        self.file = FileBody(file, offset, count)
+
+    def set_cookie(self, name: str, value: str, max_age: int | None = None,
+                   expires: str | int | float | None = None, path: str | None = "/",
+                   domain: str | None = None, secure: bool = False, httponly: bool = False,
+                   samesite: str | None = None) -> None:
+        if grammar.SAFE_HEADER_NAME.fullmatch(name) is None:
+            raise ValueError(f"invalid cookie name {name!r}")
+        if _COOKIE_VALUE.fullmatch(value) is None:
+            raise ValueError(f"invalid characters in the value of cookie {name!r}")
+        attributes = []
+        if max_age is not None:
+            attributes.append(f"Max-Age={int(max_age)}")
+        if expires is not None:
+            if isinstance(expires, (int, float)):
+                expires = formatdate(expires, usegmt=True)
+            attributes.append(f"Expires={_cookie_attribute(expires)}")
+        if domain:
+            attributes.append(f"Domain={_cookie_attribute(domain)}")
+        if path:
+            attributes.append(f"Path={_cookie_attribute(path)}")
+        if secure:
+            attributes.append("Secure")
+        if httponly:
+            attributes.append("HttpOnly")
+        if samesite:
+            if samesite.lower() not in _SAMESITE:
+                raise ValueError("samesite must be 'Strict', 'Lax' or 'None'")
+            attributes.append(f"SameSite={_SAMESITE[samesite.lower()]}")
+        self.cookies[name] = Cookie(value, attributes)
+
+    def delete_cookie(self, name: str, path: str | None = "/", domain: str | None = None) -> None:
+        self.set_cookie(name, "", max_age=0, expires=0, path=path, domain=domain)
+
+    # -- serialisation ----------------------------------------------------
+
+    def _drop_other_bodies(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        self.stream_body = None
+
+    def head_bytes(self, keep_alive: bool, http10: bool, chunked: bool) -> bytes:
+        """The status line and header section, framing included."""
+        status = self.status
+        parts = [status_line(status), date_line()]
+        if self.content_type is not None and status != 304:
+            parts.append(b"Content-Type: " + self.content_type.encode("latin-1") + b"\r\n")
+        if not (status < 200 or status == 204 or status == 304):
+            if chunked:
+                parts.append(b"Transfer-Encoding: chunked\r\n")
+            elif self.stream_body is None:
+                length = self.file.count if self.file is not None else len(self.body)
+                parts.append(b"Content-Length: %d\r\n" % length)
+        if not keep_alive:
+            parts.append(b"Connection: close\r\n")
+        elif http10:
+            parts.append(b"Connection: keep-alive\r\n")
+        if self.headers:
+            for name, value in self.headers.items_for_wire():
+                if name.lower() not in _FRAMING_HEADERS:
+                    parts.append(f"{name}: {value}\r\n".encode(_header_encoding(value)))
+        if self.cookies:
+            for name, cookie in self.cookies.items():
+                parts.append(_set_cookie_line(name, cookie))
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    @property
+    def wants_close(self) -> bool:
+        value = self.headers.get("connection")
+        return value is not None and value.lower() == "close"
+
+
+def _header_encoding(value: str) -> str:
+    return "latin-1" if value.isascii() or max(value) <= "\xff" else "utf-8"
+
+
+def _cookie_attribute(value: str) -> str:
+    if _COOKIE_ATTRIBUTE.fullmatch(value) is None:
+        raise ValueError(f"invalid characters in cookie attribute {value!r}")
+    return value
+
+
+def _set_cookie_line(name: str, cookie) -> bytes:
+    if isinstance(cookie, Cookie):
+        value, attributes = cookie.value, cookie.attributes
+    else:  # a plain value put straight into response.cookies, as in the seed
+        value, attributes = str(cookie), ["Path=/"]
+        if grammar.SAFE_HEADER_NAME.fullmatch(name) is None or _COOKIE_VALUE.fullmatch(value) is None:
+            raise ValueError(f"invalid cookie {name!r}")
+    return ("Set-Cookie: " + "; ".join([f"{name}={value}", *attributes]) + "\r\n").encode("latin-1")

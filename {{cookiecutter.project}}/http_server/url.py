@@ -1,0 +1,125 @@
+"""Routes: ``Path`` (the seed's name), the ``Router`` that matches them, ``Redirect``, ``reverse``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from .response import check_header
+
+# Named routes of every Path created, for the module-level reverse() (Django-style).
+_NAMED: dict[str, Path] = {}
+
+_GROUP = re.compile(r"\(\?P<(\w+)>((?:[^()\\]|\\.|\((?!\?P<)(?:[^()\\]|\\.)*\))*)\)")
+_ESCAPED = re.compile(r"\\(.)")
+_METACHARACTERS = set(".^$*+?{}[]|()\\")
+
+
+class Path:
+    """``Path(regex, view, name=None, methods=None)``: ``regex`` is matched against the path."""
+
+    __slots__ = ("pattern", "regex", "view", "name", "methods")
+
+    def __init__(self, pattern: str, view: Callable, name: str | None = None,
+                 methods: Iterable[str] | None = None) -> None:
+        self.pattern = pattern
+        self.regex = re.compile(pattern)
+        self.view = view
+        self.name = name
+        self.methods = None
+        if methods is not None:
+            allowed = {m.upper() for m in methods}
+            if "GET" in allowed:
+                allowed.add("HEAD")
+            self.methods = frozenset(allowed)
+        if name:
+            _NAMED[name] = self
+
+    def reverse(self, **kwargs) -> str:
+        """Fill the named groups in with ``kwargs``; each value must match its group."""
+        pattern = self.pattern
+        missing = set(self.regex.groupindex) - set(kwargs)
+        if missing:
+            raise ValueError(f"reverse({self.name!r}) needs {', '.join(sorted(missing))}")
+
+        def fill(match: re.Match) -> str:
+            name, group_pattern = match.group(1), match.group(2)
+            value = str(kwargs[name])
+            if re.fullmatch(group_pattern, value) is None:
+                raise ValueError(f"{value!r} does not match the {name!r} group of {self.name!r}")
+            filled.append(value)
+            return f"\x00{len(filled) - 1}\x00"  # a placeholder, so values are never unescaped
+
+        filled: list[str] = []
+        path = _GROUP.sub(fill, pattern)
+        path = path.removeprefix("^").removesuffix("$").removesuffix("\\Z")
+        literal_only = _ESCAPED.sub("", re.sub("\x00[0-9]+\x00", "", path))
+        if any(c in _METACHARACTERS for c in literal_only):
+            raise ValueError(f"route {self.name!r} ({self.pattern!r}) cannot be reversed")
+        path = _ESCAPED.sub(lambda m: m.group(1), path)
+        return re.sub("\x00([0-9]+)\x00", lambda m: filled[int(m.group(1))], path)
+
+    def __repr__(self) -> str:
+        return f"Path({self.pattern!r}, {getattr(self.view, '__name__', self.view)!r}, name={self.name!r})"
+
+
+def reverse(name: str, **kwargs) -> str:
+    """The path of the route called ``name``, with its groups filled in from ``kwargs``."""
+    try:
+        route = _NAMED[name]
+    except KeyError:
+        raise LookupError(f"no route is named {name!r}") from None
+    return route.reverse(**kwargs)
+
+
+class Redirect:
+    """Return ``Redirect(to)`` from a view or middleware to send the client elsewhere."""
+
+    __slots__ = ("to", "status")
+
+    def __init__(self, to: str, status: int = 302) -> None:
+        check_header("Location", to)  # a CR or LF here would split the response
+        if not 300 <= status <= 399:
+            raise ValueError(f"a redirect status is 3xx, not {status}")
+        self.to = to
+        self.status = status
+
+    def apply(self, response) -> None:
+        response.headers["Location"] = self.to
+        response.send(b"", self.status, None)
+
+
+class Router:
+    """Finds the first route whose regex matches the path and allows the method."""
+
+    def __init__(self, routes: Iterable[Path] = ()) -> None:
+        self.routes: list[Path] = list(routes)
+        self.named = {route.name: route for route in self.routes if route.name}
+
+    def add(self, route: Path) -> None:
+        self.routes.append(route)
+        if route.name:
+            self.named[route.name] = route
+
+    def match(self, method: str, path: str):
+        """``(route, kwargs)`` for the first match; ``(None, allowed)`` if only the method is wrong.
+
+        ``allowed`` is the set of methods the matching routes accept (empty: no route matched).
+        """
+        allowed: set[str] = set()
+        for route in self.routes:
+            match = route.regex.match(path)
+            if match is None:
+                continue
+            methods = route.methods
+            if methods is None or method in methods:
+                return route, match.groupdict()
+            allowed |= methods
+        return None, allowed
+
+    def reverse(self, name: str, **kwargs) -> str:
+        try:
+            route = self.named[name]
+        except KeyError:
+            raise LookupError(f"no route is named {name!r}") from None
+        return route.reverse(**kwargs)
