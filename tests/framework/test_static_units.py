@@ -5,7 +5,6 @@ import time
 from types import SimpleNamespace
 
 import pytest
-
 from http_server import static
 from http_server.static import (
     UNSATISFIABLE,
