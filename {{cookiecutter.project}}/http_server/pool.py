@@ -37,6 +37,7 @@ class WorkerPool:
         self.thread_count = threads
         self.poller = make_poller()
         self.lock = threading.Lock()
+        self.leader = threading.Lock()
         self.connections: dict[int, Connection] = {}
         self.running = False
         self.accepting = False
@@ -56,8 +57,13 @@ class WorkerPool:
 
     def _work(self) -> None:
         poller = self.poller
+        leader = self.leader
         while self.running:
-            fd = poller.wait(1.0)
+            # Leader/followers: one thread waits for the poller, the rest wait for
+            # that thread. Waking one of many threads from epoll for every event
+            # costs more (in GIL hand-offs) than the event is worth.
+            with leader:
+                fd = poller.wait(1.0)
             if fd is None:
                 continue
             if fd == self.listener_fd:
