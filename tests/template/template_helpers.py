@@ -1,0 +1,69 @@
+"""Paths and helpers shared by the template tests (fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_DIR = ROOT / "{{cookiecutter.project}}"
+FRAMEWORK_DIR = TEMPLATE_DIR / "http_server"
+BIN_DIR = Path(sys.executable).parent
+
+# Variables that must not leak from the outer `make test` into a generated
+# project's own `make` (flags, the outer venv) or into its settings.
+LEAKY_VARIABLES = {
+    "MAKEFLAGS",
+    "MAKELEVEL",
+    "MFLAGS",
+    "MAKEFILES",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHON",
+    "HOST",
+    "PORT",
+    "WORKERS",
+    "THREADS",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "ACCESS_LOG",
+    "MEDIA_ROOT",
+    "MEDIA_URL",
+    "MAX_BODY_SIZE",
+    "MAX_CONNECTIONS",
+    "KEEP_ALIVE_TIMEOUT",
+    "HEADER_TIMEOUT",
+    "GRACEFUL_TIMEOUT",
+    "MAX_REQUEST_LINE",
+    "MAX_HEADER_SIZE",
+    "MAX_HEADER_COUNT",
+}
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """The process environment without LEAKY_VARIABLES, plus ``extra``."""
+    environment = {k: v for k, v in os.environ.items() if k not in LEAKY_VARIABLES}
+    return {**environment, **extra}
+
+
+def load_hook(name: str) -> ModuleType:
+    """Import hooks/<name>.py as a module (unrendered: its main() is not run)."""
+    spec = importlib.util.spec_from_file_location(f"hook_{name}", ROOT / "hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def copy_template(destination: Path) -> Path:
+    """A copy of the template (cookiecutter.json, hooks, project folder) to modify in a test."""
+    ignore = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".ruff_cache", ".venv")
+    destination.mkdir(parents=True)
+    shutil.copy2(ROOT / "cookiecutter.json", destination)
+    shutil.copytree(ROOT / "hooks", destination / "hooks", ignore=ignore)
+    shutil.copytree(TEMPLATE_DIR, destination / TEMPLATE_DIR.name, ignore=ignore)
+    return destination

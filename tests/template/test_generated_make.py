@@ -1,0 +1,92 @@
+"""The real thing, slowly: generated projects pass their own `make lint test`, and `make run`
+in the template repository serves the default service.
+
+Each `make test` in a fresh project creates its .venv and installs requirements-dev.txt.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+from template_helpers import ROOT, clean_environment
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def run_make(project, *targets: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", *targets],
+        cwd=project,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=840,
+    )
+
+
+def test_the_default_project_passes_its_own_make_lint_test(bake):
+    project = bake()
+    result = run_make(project, "lint", "test")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert " passed" in result.stdout
+    assert (project / ".venv" / ".installed").exists()
+
+
+def test_a_non_default_project_passes_its_own_make_lint_test(bake):
+    project = bake(
+        project_name="Billing API",
+        port=9123,
+        python_version="3.11",
+        license="Apache-2.0",
+        log_format="json",
+        use_github_actions=False,
+    )
+    assert project.name == "billing_api"
+    result = run_make(project, "lint", "test")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert " passed" in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_make_run_renders_the_default_service_and_serves_it(tmp_path):
+    port = free_port()
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        ["make", "run", f"RUN_DIR={run_dir}"],
+        cwd=ROOT,
+        env=clean_environment(PORT=str(port)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, to stop make and the server together
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, process.stdout.read()
+                assert time.monotonic() < deadline, "make run did not serve within 120 s"
+                time.sleep(0.2)
+        assert response.text == "hello world !"
+        assert (run_dir / "my_service" / "main.py").exists()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -1,0 +1,39 @@
+"""Entry point: build the server from settings, routes, middleware and media, and run it.
+
+Start it with `python main.py` or `make run`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+
+import middleware
+import settings
+import urls
+from http_server import WebServer
+
+
+def create_server(environ: Mapping[str, str] | None = None) -> WebServer:
+    """Build the WebServer; ``environ`` replaces the environment and .env (for tests)."""
+    options = settings.load(environ)
+    # The media folder is mounted here, in plain sight, rather than by a keyword.
+    media_url = options.pop("media_url")
+    media_root = options.pop("media_root")
+    server = WebServer(route=urls.urlpatterns, **options)
+    server.Middlewares.extend(middleware.MIDDLEWARE)
+    server.fileServer(media_url, media_root)
+    return server
+
+
+def main() -> None:
+    """Serve until SIGTERM or SIGINT; a bad setting stops start-up with one line."""
+    try:
+        server = create_server()
+    except settings.ConfigError as error:
+        sys.exit(f"configuration error: {error}")
+    server.run()
+
+
+if __name__ == "__main__":
+    main()

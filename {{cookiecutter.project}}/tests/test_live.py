@@ -1,0 +1,98 @@
+"""The running server, over a real socket, with a real HTTP client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def test_hello_world(live_url):
+    response = requests.get(f"{live_url}/", timeout=5)
+    assert response.status_code == 200
+    assert response.text == "hello world !"
+
+
+def test_json_api(live_url):
+    response = requests.get(f"{live_url}/api/hello/ada", timeout=5)
+    assert response.json() == {"message": "hello, ada!"}
+
+
+def test_json_and_form_bodies(live_url):
+    as_json = requests.post(f"{live_url}/api/greetings", json={"name": "Grace"}, timeout=5)
+    as_form = requests.post(f"{live_url}/api/greetings", data={"name": "Linus"}, timeout=5)
+    assert as_json.status_code == as_form.status_code == 201
+    assert as_form.json() == {"message": "hello, Linus!"}
+
+
+def test_unknown_path_is_a_404(live_url):
+    assert requests.get(f"{live_url}/no/such/page", timeout=5).status_code == 404
+
+
+def test_redirect(live_url):
+    response = requests.get(f"{live_url}/home", allow_redirects=False, timeout=5)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    assert requests.get(f"{live_url}/home", timeout=5).text == "hello world !"
+
+
+def test_media_file(live_url):
+    response = requests.get(f"{live_url}/media/hello.txt", timeout=5)
+    assert response.status_code == 200
+    assert response.text.startswith("Hello from the media folder.")
+
+
+def test_health_check(live_url):
+    response = requests.get(f"{live_url}/healthz", timeout=5)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_request_id_is_generated_or_kept(live_url):
+    generated = requests.get(f"{live_url}/", timeout=5).headers["X-Request-ID"]
+    kept = requests.get(f"{live_url}/", headers={"X-Request-ID": "abc-123"}, timeout=5)
+    assert len(generated) == 32
+    assert kept.headers["X-Request-ID"] == "abc-123"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_python_main_py_serves_and_stops_cleanly_on_sigterm():
+    port = free_port()
+    environment = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "main.py"],
+        cwd=PROJECT_DIR,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, process.stderr.read().decode()
+                assert time.monotonic() < deadline, "the server did not start in 15 s"
+                time.sleep(0.1)
+        assert response.status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

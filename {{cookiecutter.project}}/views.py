@@ -1,0 +1,39 @@
+"""The example views: what each URL answers. urls.py maps paths to them."""
+
+from __future__ import annotations
+
+from http_server import Requests, Response
+from http_server.url import Redirect, reverse
+
+
+def index(request: Requests, response: Response) -> None:
+    """GET /: hello world, as in the framework's first example."""
+    response.send("hello world !", 200, "text/html")
+
+
+def home(request: Requests, response: Response) -> Redirect:
+    """GET /home: an old address kept working by redirecting it (302) to the index."""
+    return Redirect(reverse("index"))
+
+
+def hello(request: Requests, response: Response, username: str) -> None:
+    """GET /api/hello/<username>: a JSON API; the path parameter arrives as ``username``."""
+    response.sendJson({"message": f"hello, {username}!"})
+
+
+def greet(request: Requests, response: Response) -> None:
+    """POST /api/greetings: read ``name`` from a JSON object or a form body."""
+    if request.get_header("Content-Type", "").startswith("application/json"):
+        data = request.json()  # a body that is not JSON gets a 400 from the framework
+    else:
+        data = request.form
+    name = data.get("name") if isinstance(data, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        response.sendJson({"error": 'send a non-empty "name", as JSON or as a form'}, 400)
+        return
+    response.sendJson({"message": f"hello, {name.strip()}!"}, 201)
+
+
+def healthz(request: Requests, response: Response) -> None:
+    """GET /healthz: 200 while the process serves requests (Docker's health check)."""
+    response.sendJson({"status": "ok"})
