@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint clean
+.PHONY: help install run test lint clean
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -16,6 +16,15 @@ $(VENV)/.installed: requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed ## create .venv with everything the tests need
+
+# `make run` renders the default service (cookiecutter --no-input) into RUN_DIR,
+# replacing the previous one, and serves it from .venv on http://127.0.0.1:8080
+# (PORT=9000 make run for another port).
+RUN_DIR ?= build/run
+run: $(VENV)/.installed ## render the default service into build/run and serve it on :8080
+	rm -rf $(RUN_DIR)
+	$(VENV)/bin/cookiecutter --no-input --output-dir $(RUN_DIR) .
+	cd $(RUN_DIR)/*/ && HOST=127.0.0.1 exec $(abspath $(PY)) main.py
 
 test: $(VENV)/.installed ## run the whole test suite
 	$(PY) -m pytest tests
