@@ -1,0 +1,56 @@
+"""The generated service's image: layer caching, the other Python version, and where the
+server listens inside the container."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from docker_helpers import ComposeProject, generate_service, set_env_file
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
+
+PIP_RAN = "Successfully installed"  # pip's last line when the dependency layer is built
+
+
+def test_code_change_does_not_reinstall_dependencies(tmp_path):
+    # The non-default Python version on the way: its Dockerfile must build too.
+    project_dir = generate_service(tmp_path, python_version="3.11")
+    assert "ARG PYTHON_VERSION=3.11\n" in (project_dir / "Dockerfile").read_text()
+    project = ComposeProject(project_dir / "docker-compose.yml", "app", tmp_path)
+    try:
+        project("build")
+        # A code change: every step after `COPY . .` runs again, pip's step does not.
+        with open(project_dir / "views.py", "a") as views:
+            views.write(f"\n# changed by the test {uuid.uuid4().hex}\n")
+        after_code_change = project("build")
+        assert PIP_RAN not in after_code_change.stdout + after_code_change.stderr
+        # A requirements change does reinstall (and shows that PIP_RAN is seen when it runs).
+        with open(project_dir / "requirements.txt", "a") as requirements:
+            requirements.write(f"# changed by the test {uuid.uuid4().hex}\n")
+        after_requirements_change = project("build")
+        assert PIP_RAN in after_requirements_change.stdout + after_requirements_change.stderr
+    finally:
+        project.down()
+
+
+def test_server_listens_on_every_interface_in_the_container(tmp_path):
+    """Compose sets HOST=0.0.0.0 even if .env says 127.0.0.1 (as it may for `make run`).
+
+    The container has no network at all here (network_mode: none), so the check reads the
+    listening sockets from inside it instead of connecting from outside.
+    """
+    project_dir = generate_service(tmp_path)
+    set_env_file(project_dir, HOST="127.0.0.1")
+    project = ComposeProject(project_dir / "docker-compose.yml", "app", tmp_path, network="none")
+    try:
+        project.up()  # healthy: the health check reached it on the container's loopback
+        tcp = project("exec", "-T", "app", "cat", "/proc/net/tcp").stdout
+        listening = {
+            fields[1]
+            for fields in (line.split() for line in tcp.splitlines()[1:])
+            if fields[3] == "0A"  # TCP_LISTEN
+        }
+        assert f"00000000:{8080:04X}" in listening, f"listening sockets: {sorted(listening)}"
+    finally:
+        project.down()
