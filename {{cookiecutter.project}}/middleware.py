@@ -21,12 +21,17 @@ logger = logging.getLogger("http_server.middleware")
 
 
 def request_id(request: Requests, response: Response) -> tuple[Requests, Response]:
-    """Answer with an X-Request-ID: the caller's if valid, a new uuid4 hex otherwise."""
+    """Give every request an X-Request-ID: the caller's if valid, a new uuid4 hex otherwise.
+
+    The id is set on the request too, so that views and the access log (with
+    LOG_FORMAT=json) see the same value as the client.
+    """
     incoming = request.get_header(REQUEST_ID_HEADER)
     if incoming is not None and VALID_REQUEST_ID.fullmatch(incoming):
         value = incoming
     else:
         value = uuid.uuid4().hex
+    request.headers[REQUEST_ID_HEADER] = value
     response.headers[REQUEST_ID_HEADER] = value
     return request, response
 

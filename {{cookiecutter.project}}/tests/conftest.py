@@ -11,8 +11,9 @@ from http_server import WebServer
 from http_server.testing import LiveServer, TestClient
 
 # The tests build the server from these settings instead of the environment and
-# .env, so that local settings cannot change what the tests see.
-TEST_ENVIRONMENT = {"LOG_LEVEL": "warning"}
+# .env, so that local settings cannot change what the tests see. No access log:
+# the live server's lines would land between pytest's dots.
+TEST_ENVIRONMENT = {"LOG_LEVEL": "warning", "ACCESS_LOG": "false"}
 
 
 @pytest.fixture

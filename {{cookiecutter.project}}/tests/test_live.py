@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -69,14 +70,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_python_main_py_serves_and_stops_cleanly_on_sigterm():
+def test_python_main_py_serves_logs_and_stops_cleanly_on_sigterm():
     port = free_port()
-    environment = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"}
+    environment = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": "1",
+        "LOG_FORMAT": "json",
+        "ACCESS_LOG": "true",
+    }
     process = subprocess.Popen(
         [sys.executable, "main.py"],
         cwd=PROJECT_DIR,
         env=environment,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
@@ -92,6 +100,11 @@ def test_python_main_py_serves_and_stops_cleanly_on_sigterm():
         assert response.status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
+        # One JSON access-log line per request on stdout, with the request id.
+        lines = [json.loads(line) for line in process.stdout.read().decode().splitlines()]
+        health = [line for line in lines if line["target"] == "/healthz"][-1]
+        assert health["status"] == 200
+        assert health["request_id"] == response.headers["X-Request-ID"]
     finally:
         if process.poll() is None:
             process.kill()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
+import middleware
 import urls
+from http_server import Headers, Requests, Response
 from http_server.url import reverse
 
 HEX_UUID = re.compile(r"[0-9a-f]{32}")
@@ -93,6 +95,13 @@ def test_an_invalid_request_id_is_replaced(client):
     for bad in ["has space", "x" * 129, "<script>", ""]:
         response = client.get("/", headers={"X-Request-ID": bad})
         assert HEX_UUID.fullmatch(response.headers["X-Request-ID"]), bad
+
+
+def test_the_request_id_is_also_given_to_the_view_and_the_access_log():
+    request = Requests("GET", "/", "HTTP/1.1", Headers({"X-Request-ID": "bad id"}), b"", "::1")
+    request, response = middleware.request_id(request, Response())
+    assert request.get_header("X-Request-ID") == response.headers["X-Request-ID"]
+    assert HEX_UUID.fullmatch(request.get_header("X-Request-ID"))
 
 
 def test_the_request_id_is_also_on_404s(client):
