@@ -573,3 +573,83 @@ def test_other_methods_get_405_with_allow(live, method):
     assert r.status_code == 405
     assert r.headers["Allow"] == "GET, HEAD"
     assert TEXT not in r.content
+
+
+# --------------------------------------------------------------------------- with the app
+
+
+def test_custom_404_handler_and_middleware_apply_to_static_files(tree):
+    server = WebServer(host="127.0.0.1", port=0, route=[], access_log=False)
+    server.fileServer("/media/", str(tree / "media"))
+    seen = []
+
+    def middleware(request, response):
+        seen.append(request.path)
+        if request.path.endswith("/blocked.txt"):
+            response.send("blocked by middleware", 403, "text/plain")
+        return request, response
+
+    server.Middlewares.append(middleware)
+
+    @server.errorhandler(404)
+    def not_found(request, response, error):
+        response.send("custom 404 page", 404, "text/plain")
+
+    with LiveServer(server) as live:
+        assert requests.get(live.url + "/media/hello.txt").content == TEXT
+        r = requests.get(live.url + "/media/nope.txt")
+        assert r.status_code == 404 and r.text == "custom 404 page"
+        status, _, body = get_raw(live, "/media/%2e%2e/secret.txt")
+        assert status == 404 and body == b"custom 404 page"
+        assert requests.get(live.url + "/media/blocked.txt").status_code == 403
+    assert "/media/hello.txt" in seen and "/media/blocked.txt" in seen
+
+
+def test_in_process_test_client_serves_files(tree):
+    from http_server.testing import TestClient
+
+    server = WebServer(route=[], access_log=False)
+    server.fileServer("/media/", str(tree / "media"))
+    client = TestClient(server)
+    r = client.get("/media/hello.txt")
+    assert r.status_code == 200 and r.content == TEXT
+    assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
+    r = client.get("/media/hello.txt", headers={"Range": "bytes=1-3"})
+    assert r.status_code == 206 and r.content == TEXT[1:4]
+    assert client.head("/media/hello.txt").content == b""
+    assert client.get("/media/../secret.txt").status_code == 404
+    assert client.post("/media/hello.txt").status_code == 405
+
+
+def test_file_truncated_while_sending_closes_the_connection(tmp_path):
+    """Content-Length promised more than the file now has: the connection must close.
+
+    Otherwise the client waits for bytes that never come, or reads the next
+    answer as the rest of this body. This is the connection's job (write_file).
+    """
+    root = tmp_path / "m"
+    root.mkdir()
+    path = root / "f.bin"
+    with open(path, "wb") as f:
+        f.truncate(256 << 20)  # sparse: larger than any socket buffer
+    server = WebServer(host="127.0.0.1", port=0, route=[], access_log=False)
+    server.fileServer("/m/", str(root))
+    with LiveServer(server) as live:
+        with socket.create_connection(("127.0.0.1", port_of(live)), timeout=5) as sock:
+            sock.sendall(b"GET /m/f.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.3)  # the server is now blocked in sendfile: the buffers are full
+            os.truncate(path, 1 << 20)
+            received, closed = 0, False
+            try:
+                while True:
+                    data = sock.recv(1 << 20)
+                    if not data:
+                        closed = True
+                        break
+                    received += len(data)
+            except TimeoutError:
+                pass
+    assert received < 256 << 20
+    if not closed:
+        pytest.xfail("connection.write_file: a short sendfile keeps the connection open "
+                     "(client hangs); reported to the lead")

@@ -24,8 +24,11 @@
   ``Cache-Control``.
 * ``Range`` (single ranges -> 206, unsatisfiable -> 416 with
   ``Content-Range: bytes */size``, malformed -> ignored, several ranges ->
-  ``multipart/byteranges`` when small, else the whole file), ``If-Range``,
-  ``Accept-Ranges: bytes``.
+  coalesced, then ``multipart/byteranges`` up to ``multipart_limit`` bytes in
+  all, else the whole file), ``If-Range``, ``Accept-Ranges: bytes``.
+* HEAD answers exactly the headers GET would, ``Range`` included (as nginx
+  and Apache do; download tools probe with HEAD + Range). Other methods: 405
+  with ``Allow: GET, HEAD``.
 * The body goes out with ``response.send_file`` (``socket.sendfile``): a file
   is never read into memory.
 
@@ -42,7 +45,9 @@ import re
 import secrets
 import stat
 import time
+from datetime import timezone
 from email.utils import formatdate, parsedate_to_datetime
+from typing import NoReturn
 from urllib.parse import quote
 
 from .errors import HTTPError
@@ -305,8 +310,6 @@ def parse_http_date(value: str | None) -> int | None:
     if dt is None:
         return None
     if dt.tzinfo is None:  # "-0000" or asctime: HTTP dates are always GMT
-        from datetime import timezone
-
         dt = dt.replace(tzinfo=timezone.utc)
     try:
         return int(dt.timestamp())
@@ -617,7 +620,7 @@ class StaticFiles:
         if method not in ALLOWED_METHODS:
             response.headers["Allow"] = ", ".join(ALLOWED_METHODS)
             raise HTTPError(405, "method not allowed")
-        target = getattr(request, "target", None) or request.path
+        target = _raw_target(request)
         try:
             found = relative_segments(target, self.prefix)
             if found is None:  # the decoded path matched, the raw one does not
@@ -711,7 +714,7 @@ class StaticFiles:
         if not self.listing:
             self._not_found(response)
             return
-        raw_path, query = split_target(getattr(request, "target", None) or request.path)
+        raw_path, query = split_target(_raw_target(request))
         if not trailing:
             location = raw_path + "/" + ("?" + query if query else "")
             response.headers["Location"] = location
@@ -732,6 +735,14 @@ class StaticFiles:
         response.send(page, 200, "text/html; charset=utf-8")
 
     @staticmethod
-    def _not_found(response) -> None:
+    def _not_found(response) -> NoReturn:
         """404 through the application's error handlers (a custom 404 page applies)."""
         raise HTTPError(404, "not found")
+
+
+def _raw_target(request) -> str:
+    """The raw request target; a request object without one has its decoded path re-encoded."""
+    target = getattr(request, "target", None)
+    if target:
+        return target
+    return quote(request.path, safe="/")
