@@ -653,3 +653,23 @@ def test_file_truncated_while_sending_closes_the_connection(tmp_path):
     if not closed:
         pytest.xfail("connection.write_file: a short sendfile keeps the connection open "
                      "(client hangs); reported to the lead")
+
+
+def test_pipelined_large_file_then_small_one(live):
+    """A 1 MiB sendfile body, then the next pipelined answer, framed exactly."""
+    req = (b"GET /media/big.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET /media/hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = raw(live, req)
+    head, rest = data.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"Content-Length: %d" % len(BINARY) in head
+    assert rest[:len(BINARY)] == BINARY
+    status, headers, body = parse(rest[len(BINARY):])
+    assert status == 200 and body == TEXT
+
+
+def test_http10_request(live):
+    data = raw(live, b"GET /media/hello.txt HTTP/1.0\r\n\r\n")
+    status, headers, body = parse(data)
+    assert status == 200 and body == TEXT
+    assert headers["content-length"] == str(len(TEXT))

@@ -416,11 +416,8 @@ def test_coalesce():
 def test_multipart_body(tmp_path):
     f = tmp_path / "f.bin"
     f.write_bytes(bytes(range(100)))
-    fd = os.open(f, os.O_RDONLY)
-    try:
-        body = multipart_body(fd, [(0, 1), (98, 99)], 100, "application/octet-stream", "BND")
-    finally:
-        os.close(fd)
+    with open(f, "rb", buffering=0) as fileobj:
+        body = multipart_body(fileobj, [(0, 1), (98, 99)], 100, "application/octet-stream", "BND")
     assert body == (
         b"--BND\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 0-1/100\r\n\r\n"
         b"\x00\x01\r\n"
@@ -444,3 +441,10 @@ def test_listing_page_escapes(tmp_path):
 def test_http_date_format():
     assert static.http_date(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT"
     assert parse_http_date(static.http_date(time.time())) is not None
+
+
+def test_multipart_body_file_shorter_than_ranges(tmp_path):
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"abc")
+    with open(f, "rb", buffering=0) as fileobj, pytest.raises(OSError):
+        multipart_body(fileobj, [(0, 0), (2, 9)], 10, "text/plain", "B")

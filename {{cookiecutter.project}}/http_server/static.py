@@ -63,6 +63,11 @@ MULTIPART_LIMIT = 1024 * 1024  # at most this many bytes of ranges go out as mul
 MAX_CONDITION_HEADER = 4096
 
 
+# O_NONBLOCK: opening a FIFO someone left in the folder must not block the worker.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_OPEN_FLAGS = os.O_RDONLY | _NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
 class UnsafePath(ValueError):
     """The request target cannot be mapped safely to a file below the root."""
 
@@ -496,22 +501,22 @@ def coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def multipart_body(
-    fd: int, ranges: list[tuple[int, int]], size: int, content_type: str, boundary: str
+    fileobj, ranges: list[tuple[int, int]], size: int, content_type: str, boundary: str
 ) -> bytes:
-    """A ``multipart/byteranges`` body (RFC 9110 section 14.6) read with ``pread``."""
+    """A ``multipart/byteranges`` body (RFC 9110 section 14.6) read from ``fileobj``."""
     out = bytearray()
     for start, end in ranges:
         out += (
             f"--{boundary}\r\nContent-Type: {content_type}\r\n"
             f"Content-Range: bytes {start}-{end}/{size}\r\n\r\n"
         ).encode("latin-1")
-        offset, remaining = start, end - start + 1
+        fileobj.seek(start)
+        remaining = end - start + 1
         while remaining:
-            chunk = os.pread(fd, min(remaining, 65536), offset)
+            chunk = fileobj.read(min(remaining, 65536))
             if not chunk:
                 raise OSError("file shrank while reading")
             out += chunk
-            offset += len(chunk)
             remaining -= len(chunk)
         out += b"\r\n"
     out += f"--{boundary}--\r\n".encode("latin-1")
@@ -631,7 +636,7 @@ class StaticFiles:
             self._not_found(response)
             return
         try:
-            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(real, _OPEN_FLAGS)
         except (OSError, ValueError):
             self._not_found(response)
             return
@@ -648,7 +653,8 @@ class StaticFiles:
                 return
             if not stat.S_ISREG(st.st_mode) or trailing:
                 self._not_found(response)  # FIFOs, devices, sockets; "file.txt/"
-            os.set_blocking(fd, True)
+            if _NONBLOCK:
+                os.set_blocking(fd, True)  # was only there so that a FIFO cannot block open()
             fileobj = open(fd, "rb", buffering=0)  # noqa: SIM115 - closed by the writer
             name = segments[-1] if segments else real
             if self._file(request, response, fileobj, st, name):
@@ -696,7 +702,7 @@ class StaticFiles:
                 return self._send_file(response, fileobj, start, end - start + 1, 206, ctype)
             if sum(e - s + 1 for s, e in ranges) <= self.multipart_limit:
                 boundary = secrets.token_hex(16)
-                body = multipart_body(fileobj.fileno(), ranges, size, ctype, boundary)
+                body = multipart_body(fileobj, ranges, size, ctype, boundary)
                 response.send(body, 206, f"multipart/byteranges; boundary={boundary}")
                 return False
             # Many or large ranges: the whole file, as RFC 9110 permits.
