@@ -1,9 +1,13 @@
 """One client connection: read, parse, dispatch, write, and decide whether to keep it.
 
-``serve()`` runs on a worker thread when the socket is readable. It answers
+``serve()`` runs on a worker thread when the socket is ready. It answers
 every complete request in the buffer, in order (pipelining), and returns as
 soon as it would have to wait for the client, so that a slow or idle client
-never holds a thread: the connection goes back to the poller instead.
+never holds a thread: the connection goes back to the poller instead. That
+holds for writing too: what the socket does not take at once is queued (bytes
+and file slices), and the connection waits in the poller until it is writable;
+no further request is read meanwhile (backpressure). Only streamed bodies are
+written on the worker's own time, since their producer runs on that thread.
 """
 
 from __future__ import annotations
@@ -13,26 +17,31 @@ import os
 import select
 import socket
 import time
+from collections import deque
 
 from .app import default_error_body
 from .errors import ProtocolError, RequestTimeout
 from .parser import NEED_DATA, RequestHead, RequestParser
 from .request import Headers, Requests
-from .response import Response
+from .response import FileBody, Response
 
 READ_SIZE = 65536
 SEND_TIMEOUT = 30.0  # a client that reads nothing for this long loses its connection
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+SENDFILE_BLOCK = 1 << 24
+
+# sendfile is refused for this file or socket: fall back to copying through Python.
+_NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOTSOCK}
 
 
 class ConnectionClosed(Exception):
-    """The client went away while we were writing."""
+    """The client went away, or stopped reading for too long, while we were writing."""
 
 
 class Connection:
     __slots__ = (
         "sock", "fd", "remote", "server", "parser", "head", "expect_pending",
-        "deadline", "head_started", "parked",
+        "deadline", "head_started", "parked", "out", "closing",
     )
 
     def __init__(self, sock, remote: str, server) -> None:
@@ -49,6 +58,12 @@ class Connection:
         self.head_started: float | None = None
         self.deadline = time.monotonic() + server.header_timeout
         self.parked = False
+        self.out: deque = deque()  # bytes, memoryviews and FileBody slices not yet sent
+        self.closing = False  # close once the queued output is sent
+
+    @property
+    def wants_write(self) -> bool:
+        return bool(self.out)
 
     # -- reading ----------------------------------------------------------
 
@@ -57,7 +72,14 @@ class Connection:
         sock = self.sock
         parser = self.parser
         try:
-            while True:
+            if self.out and not self.flush():
+                return self._park_for_write()
+            if self.closing:
+                return self.close()
+            # Requests that arrived pipelined while earlier answers were queued.
+            if parser.in_request and not self._answer_ready_requests():
+                return self._finish()
+            while not self.out:
                 try:
                     data = sock.recv(READ_SIZE)
                 except BlockingIOError:
@@ -68,12 +90,25 @@ class Connection:
                     self.head_started = time.monotonic()
                 parser.feed(data)
                 if not self._answer_ready_requests():
-                    return self.close()
+                    return self._finish()
                 if len(data) < READ_SIZE:
                     break  # the kernel buffer is most likely empty: skip a futile recv
         except (ConnectionClosed, OSError):
             return self.close()
+        if self.out:
+            return self._park_for_write()
         self._set_deadline()
+        return True
+
+    def _finish(self) -> bool:
+        """The last answer says close: close now, or once its queued bytes are sent."""
+        self.closing = True
+        if self.out:
+            return self._park_for_write()
+        return self.close()
+
+    def _park_for_write(self) -> bool:
+        self.deadline = time.monotonic() + SEND_TIMEOUT
         return True
 
     def _set_deadline(self) -> None:
@@ -87,9 +122,9 @@ class Connection:
             self.deadline = now + server.keep_alive_timeout
 
     def _answer_ready_requests(self) -> bool:
-        """Dispatch every complete request in the buffer. False: close the connection."""
+        """Dispatch the complete requests in the buffer. False: close the connection."""
         parser = self.parser
-        while True:
+        while not self.out:  # an answer still queued: read no further (backpressure)
             try:
                 event = parser.next_event()
             except ProtocolError as error:
@@ -114,8 +149,9 @@ class Connection:
             request.trailers = event.trailers
             if not self.respond(request, head.keep_alive):
                 return False
+        return True
 
-    # -- writing ----------------------------------------------------------
+    # -- answering --------------------------------------------------------
 
     def respond(self, request: Requests, keep_alive: bool) -> bool:
         """Run the app for one request and write its answer. True if the connection stays."""
@@ -129,22 +165,28 @@ class Connection:
         chunked = stream is not None and not http10 and not head_only
         if stream is not None and http10:
             keep_alive = False  # the end of the body is the end of the connection
+        file = response.file
         size = 0
         try:
             head = response.head_bytes(keep_alive, http10, chunked)
             if head_only or response.status in (204, 304) or response.status < 200:
                 self.write(head)
-            elif response.file is not None:
+            elif file is not None:
                 self.write(head)
-                size = self.write_file(response.file)
+                size = file.count
+                response.file = None  # the output queue owns it now
+                self.write_file(file)
             elif stream is not None:
                 self.write(head)
                 size = self.write_stream(stream, chunked)
             else:
-                self.write(head + response.body if len(response.body) < 65536 else head)
-                if len(response.body) >= 65536:
-                    self.write(response.body)
-                size = len(response.body)
+                body = response.body
+                size = len(body)
+                if size < 65536:
+                    self.write(head + body)  # one send: no copy worth avoiding
+                else:
+                    self.write(head)
+                    self.write(body)
         finally:
             if response.file is not None:
                 response.file.close()
@@ -156,66 +198,81 @@ class Connection:
                                       time.perf_counter() - started)
         return keep_alive
 
+    # -- writing ----------------------------------------------------------
+
     def write(self, data: bytes) -> None:
-        """Send all of ``data``; wait for the client to read only when the buffer is full."""
-        sock = self.sock
+        """Send ``data`` now, or queue what the socket does not take (never blocks)."""
+        if self.out:
+            self.out.append(data)
+            return
         try:
-            sent = sock.send(data)
+            sent = self.sock.send(data)
         except BlockingIOError:
             sent = 0
         except OSError as error:
             raise ConnectionClosed from error
-        if sent == len(data):
-            return
-        view = memoryview(data)[sent:]
-        while view:
-            self._wait_writable()
-            try:
-                sent = sock.send(view)
-            except BlockingIOError:
-                continue
-            except OSError as error:
-                raise ConnectionClosed from error
-            view = view[sent:]
+        if sent < len(data):
+            self.out.append(memoryview(data)[sent:])
 
-    def _wait_writable(self) -> None:
-        _, writable, _ = select.select([], [self.sock], [], SEND_TIMEOUT)
-        if not writable:
-            raise ConnectionClosed("client stopped reading")
+    def write_file(self, body: FileBody) -> None:
+        self.out.append(body)
+        if len(self.out) == 1:
+            self.flush()
 
-    def write_file(self, body) -> int:
-        """Zero-copy: the kernel moves the file to the socket without it entering Python."""
-        offset, remaining = body.offset, body.count
-        fd_in = body.file.fileno()
-        while remaining > 0:
-            try:
-                sent = os.sendfile(self.fd, fd_in, offset, min(remaining, 1 << 30))
-            except BlockingIOError:
-                self._wait_writable()
-                continue
-            except (AttributeError, OSError) as error:
-                if isinstance(error, OSError) and error.errno not in _NO_SENDFILE:
+    def flush(self) -> bool:
+        """Send queued output until done (True) or until the socket is full (False)."""
+        out = self.out
+        sock = self.sock
+        while out:
+            item = out[0]
+            if type(item) is FileBody:
+                if not self._send_file_slice(item):
+                    return False
+                item.close()
+            else:
+                try:
+                    sent = sock.send(item)
+                except BlockingIOError:
+                    return False
+                except OSError as error:
                     raise ConnectionClosed from error
-                return body.count - remaining + self._copy_file(body, offset, remaining)
+                if sent < len(item):
+                    out[0] = memoryview(item)[sent:]
+                    return False
+            out.popleft()
+        return True
+
+    def _send_file_slice(self, body: FileBody) -> bool:
+        """Zero copy: the kernel moves the file to the socket without it entering Python."""
+        fd_in = body.file.fileno()
+        while body.count > 0:
+            try:
+                sent = os.sendfile(self.fd, fd_in, body.offset, min(body.count, SENDFILE_BLOCK))
+            except BlockingIOError:
+                return False
+            except OSError as error:
+                if error.errno not in _NO_SENDFILE:
+                    raise ConnectionClosed from error
+                self._copy_file(body)
+                return True
             if sent == 0:
                 break  # the file shrank under us: nothing more to send
-            offset += sent
-            remaining -= sent
-        return body.count - remaining
+            body.offset += sent
+            body.count -= sent
+        return True
 
-    def _copy_file(self, body, offset: int, remaining: int) -> int:
-        body.file.seek(offset)
-        sent = 0
-        while remaining > 0:
-            chunk = body.file.read(min(remaining, 262144))
+    def _copy_file(self, body: FileBody) -> None:
+        """Where sendfile is refused: copy in blocks, waiting for the client as needed."""
+        body.file.seek(body.offset)
+        while body.count > 0:
+            chunk = body.file.read(min(body.count, 262144))
             if not chunk:
                 break
-            self.write(chunk)
-            sent += len(chunk)
-            remaining -= len(chunk)
-        return sent
+            self._send_blocking(chunk)
+            body.count -= len(chunk)
 
     def write_stream(self, stream, chunked: bool) -> int:
+        """A streamed body is produced on this thread, so it is written on it too."""
         size = 0
         for item in stream:
             if isinstance(item, str):
@@ -223,17 +280,23 @@ class Connection:
             if not item:
                 continue
             size += len(item)
-            self.write(b"%x\r\n%s\r\n" % (len(item), item) if chunked else item)
+            self._send_blocking(b"%x\r\n%s\r\n" % (len(item), item) if chunked else item)
         if chunked:
-            self.write(b"0\r\n\r\n")
+            self._send_blocking(b"0\r\n\r\n")
         return size
 
+    def _send_blocking(self, data: bytes, timeout: float = SEND_TIMEOUT) -> None:
+        self.write(data)
+        while self.out and not self.flush():
+            if not select.select([], [self.sock], [], timeout)[1]:
+                raise ConnectionClosed("client stopped reading")
+
     def send_error(self, status: int, error: BaseException | None = None) -> None:
-        """Answer a request we could not parse, then the caller closes the connection."""
+        """Answer a request we could not parse; the caller closes the connection."""
         response = Response()
         response.send(default_error_body(status, error), status, "text/plain; charset=utf-8")
         try:
-            self.write(response.head_bytes(False, False, False) + response.body)
+            self._send_blocking(response.head_bytes(False, False, False) + response.body, 1.0)
         except ConnectionClosed:
             pass
 
@@ -258,20 +321,22 @@ class Connection:
         except OSError:
             pass
 
+    # -- ending -----------------------------------------------------------
+
     def expire(self) -> None:
         """The deadline passed while the connection waited in the poller."""
-        if self.parser.in_request:
+        if self.parser.in_request and not self.out:
             self.send_error(RequestTimeout.status, RequestTimeout("request not received in time"))
         self.close()
 
     def close(self) -> bool:
         self.server.pool.forget(self)
+        for item in self.out:
+            if type(item) is FileBody:
+                item.close()
+        self.out.clear()
         try:
             self.sock.close()
         except OSError:
             pass
         return False
-
-
-# sendfile is refused for this file or socket: fall back to copying through Python.
-_NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOTSOCK}

@@ -21,9 +21,15 @@ class HTTPError(Exception):
 
 
 class ProtocolError(HTTPError):
-    """The request is malformed or ambiguous: answer, then close the connection."""
+    """The request is malformed or ambiguous: answer, then close the connection.
+
+    Each subclass fixes its status, so these take only a message.
+    """
 
     status = 400
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(None, message)
 
 
 class BadRequest(ProtocolError):

@@ -24,6 +24,11 @@ FIELD_LINE = re.compile(
 
 CONTENT_LENGTH = re.compile(rb"[0-9]{1,18}")
 
+# Host = uri-host [ ":" port ] (RFC 9112 section 3.2, RFC 3986 section 3.2.2); may be empty.
+HOST = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?"
+)
+
 CHUNK_SIZE_DIGITS = 16
 # chunk = chunk-size [ chunk-ext ] CRLF; chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] )
 _QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'

@@ -48,7 +48,6 @@ FORBIDDEN_TRAILERS = frozenset(
         "range", "set-cookie", "te", "trailer", "transfer-encoding", "upgrade",
     }
 )
-KNOWN_CODINGS = frozenset({"chunked", "compress", "deflate", "gzip", "identity", "x-gzip"})
 
 
 class RequestHead:
@@ -109,6 +108,7 @@ class RequestParser:
         self._remaining = 0  # body bytes still expected (length or current chunk)
         self._body = bytearray()
         self._trailers: list[tuple[str, str]] = []
+        self._trailer_size = 0
 
     # -- public -----------------------------------------------------------
 
@@ -152,6 +152,11 @@ class RequestParser:
         if end < 0:
             self._check_incomplete_head()
             return NEED_DATA
+        # The same checks, in the same order, as for an incomplete head: the
+        # answer must not depend on how the bytes were split.
+        line_end = buf.find(b"\r\n")
+        if line_end > self.max_request_line:
+            raise URITooLong("request line too long")
         if end + 4 > self.max_header_size:
             raise HeaderFieldsTooLarge("header section too large")
         head = bytes(buf[:end])
@@ -159,8 +164,6 @@ class RequestParser:
         self._scanned = 0
         lines = head.split(b"\r\n")
         request_line = lines[0]
-        if len(request_line) > self.max_request_line:
-            raise URITooLong("request line too long")
         if len(lines) - 1 > self.max_header_count:
             raise HeaderFieldsTooLarge("too many header fields")
         method, target, version = self._parse_request_line(request_line)
@@ -178,7 +181,10 @@ class RequestParser:
     def _check_incomplete_head(self) -> None:
         buf = self._buffer
         first_line_end = buf.find(b"\r\n")
-        if first_line_end < 0 and len(buf) > self.max_request_line:
+        # "+ 1": a line of exactly the limit may be waiting for the LF after its CR.
+        if first_line_end < 0 and len(buf) > self.max_request_line + 1:
+            raise URITooLong("request line too long")
+        if first_line_end > self.max_request_line:
             raise URITooLong("request line too long")
         if len(buf) > self.max_header_size:
             raise HeaderFieldsTooLarge("header section too large")
@@ -231,6 +237,8 @@ class RequestParser:
                 transfer_encoding = value
             elif name == "host":
                 host_count += 1
+                if grammar.HOST.fullmatch(value) is None:
+                    raise BadRequest("invalid Host")
             elif name == "connection":
                 connection = connection + "," + value.lower() if connection else value.lower()
             elif name == "expect":
@@ -251,9 +259,12 @@ class RequestParser:
                 raise BadRequest("both Content-Length and Transfer-Encoding")
             if transfer_encoding.lower() != "chunked":
                 codings = [c.strip().lower() for c in transfer_encoding.split(",")]
-                if all(c in KNOWN_CODINGS for c in codings):
+                # RFC 9112 6.3: chunked must be the final coding, and only once (6.1).
+                if codings[-1] != "chunked" or codings.count("chunked") > 1:
+                    raise BadRequest("chunked must be the final transfer coding, once")
+                if all(grammar.TOKEN.fullmatch(c.encode("latin-1")) for c in codings):
                     raise NotImplementedCoding("only a single 'chunked' transfer coding is supported")
-                raise BadRequest("unknown Transfer-Encoding")
+                raise BadRequest("malformed Transfer-Encoding")
             chunked = True
 
         if content_length is not None and content_length > self.max_body_size:
@@ -266,7 +277,7 @@ class RequestParser:
             expect_continue = http11  # RFC 9110 10.1.1: ignore it from HTTP/1.0 clients
 
         tokens = {t.strip() for t in connection.split(",")} if connection else ()
-        keep_alive = "close" not in tokens if http11 else "keep-alive" in tokens
+        keep_alive = "close" not in tokens and (http11 or "keep-alive" in tokens)
 
         if not target.startswith("/"):
             target = _origin_form(method, target)
@@ -299,7 +310,7 @@ class RequestParser:
             if self._state == _CHUNK_SIZE:
                 end = buf.find(b"\r\n")
                 if end < 0:
-                    if len(buf) > MAX_CHUNK_LINE:
+                    if len(buf) > MAX_CHUNK_LINE + 1:  # + 1: a CR waiting for its LF
                         raise BadRequest("chunk line too long")
                     if b"\n" in buf:
                         raise BadRequest("bare LF in a chunk line")
@@ -337,11 +348,14 @@ class RequestParser:
             else:  # _TRAILERS
                 end = buf.find(b"\r\n")
                 if end < 0:
-                    if len(buf) > self.max_header_size:
+                    if self._trailer_size + len(buf) > self.max_header_size + 1:
                         raise HeaderFieldsTooLarge("trailer section too large")
                     if b"\n" in buf:
                         raise BadRequest("bare LF in the trailer section")
                     return NEED_DATA
+                self._trailer_size += end + 2
+                if self._trailer_size > self.max_header_size:
+                    raise HeaderFieldsTooLarge("trailer section too large")
                 line = bytes(buf[:end])
                 del buf[: end + 2]
                 if line:
@@ -350,6 +364,7 @@ class RequestParser:
                 body = RequestBody(bytes(self._body), self._trailers)
                 self._body = bytearray()
                 self._trailers = []
+                self._trailer_size = 0
                 self._state = _HEAD
                 return body
 

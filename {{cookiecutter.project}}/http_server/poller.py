@@ -18,16 +18,17 @@ import threading
 
 
 class EpollPoller:
-    _MASK = select.EPOLLIN | select.EPOLLONESHOT if hasattr(select, "epoll") else 0
-
     def __init__(self) -> None:
         self._epoll = select.epoll()
+        self._read = select.EPOLLIN | select.EPOLLONESHOT
+        self._write = select.EPOLLOUT | select.EPOLLONESHOT
 
     def register(self, fd: int) -> None:
-        self._epoll.register(fd, self._MASK)
+        self._epoll.register(fd, self._read)
 
-    def rearm(self, fd: int) -> None:
-        self._epoll.modify(fd, self._MASK)
+    def rearm(self, fd: int, writable: bool = False) -> None:
+        """Arm ``fd`` for its next event: readable, or writable when output is queued."""
+        self._epoll.modify(fd, self._write if writable else self._read)
 
     def unregister(self, fd: int) -> None:
         try:
@@ -60,9 +61,9 @@ class SelectorPoller:
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._closed = False
 
-    def register(self, fd: int) -> None:
+    def register(self, fd: int, writable: bool = False) -> None:
         with self._changes:
-            self._selector.register(fd, selectors.EVENT_READ)
+            self._selector.register(fd, selectors.EVENT_WRITE if writable else selectors.EVENT_READ)
         self._wake()
 
     rearm = register

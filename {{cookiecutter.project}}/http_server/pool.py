@@ -83,12 +83,12 @@ class WorkerPool:
                 self.park(connection)
 
     def park(self, connection: Connection) -> None:
-        """Give the connection back to the poller until the client sends more."""
+        """Give the connection back to the poller until the client sends more, or can take more."""
         with self.lock:
             if self.connections.get(connection.fd) is not connection:
                 return
             connection.parked = True
-            self.poller.rearm(connection.fd)
+            self.poller.rearm(connection.fd, connection.wants_write)
 
     def forget(self, connection: Connection) -> None:
         """Drop a connection that is about to be closed (its socket is still open)."""
