@@ -256,7 +256,9 @@ class Connection:
                 self._copy_file(body)
                 return True
             if sent == 0:
-                break  # the file shrank under us: nothing more to send
+                # The file shrank under us: the promised Content-Length cannot be
+                # kept, and only closing tells the client the body is cut short.
+                raise ConnectionClosed("file truncated while being sent")
             body.offset += sent
             body.count -= sent
         return True
