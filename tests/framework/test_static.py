@@ -6,10 +6,13 @@ any browser) would normalise ``..`` and some encodings before sending them.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import socket
+import struct
 import time
+import warnings
 from email.utils import formatdate
 
 import pytest
@@ -673,3 +676,48 @@ def test_http10_request(live):
     status, headers, body = parse(data)
     assert status == 200 and body == TEXT
     assert headers["content-length"] == str(len(TEXT))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc (Linux)")
+def test_no_file_descriptor_leaks(live, tree):
+    """Every answer closes its file: 200, 206, 304, 412, 416, 404, HEAD, aborted transfers."""
+    sparse = tree / "media" / "sparse.bin"
+    with open(sparse, "wb") as f:
+        f.truncate(64 << 20)
+
+    def count():
+        return len(os.listdir("/proc/self/fd"))
+
+    etag = _etag(live)
+    requests.get(live.url + "/media/hello.txt")  # warm up: threads, connections
+    baseline = count()
+    # A file object dropped without close() is closed by the garbage collector,
+    # which the count would not show: catch its ResourceWarning instead.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        _many_requests(live, etag)
+        gc.collect()
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not [m for m in unclosed if m.startswith("unclosed file")], unclosed
+    deadline = time.monotonic() + 10
+    while count() > baseline + 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert count() <= baseline + 2, sorted(
+        os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+        if os.path.exists(f"/proc/self/fd/{fd}")
+    )
+
+
+def _many_requests(live, etag):
+    for _ in range(20):
+        for headers in [{}, {"Range": "bytes=1-3"}, {"Range": "bytes=0-1,4-5"},
+                        {"If-None-Match": etag}, {"If-Match": '"x"'}, {"Range": "bytes=999-"}]:
+            get_raw(live, "/media/hello.txt", headers=headers)
+        get_raw(live, "/media/hello.txt", "HEAD")
+        get_raw(live, "/media/sub/")
+        get_raw(live, "/media/escape.txt")
+        # The client goes away after the first bytes of a large body.
+        with socket.create_connection(("127.0.0.1", port_of(live)), timeout=5) as sock:
+            sock.sendall(b"GET /media/sparse.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.recv(1024)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
