@@ -30,12 +30,14 @@ def run_make(project, *targets: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_the_default_project_passes_its_own_make_lint_test(bake):
+def test_the_default_project_passes_its_own_make_lint_test_and_make_run_serves_it(bake):
     project = bake()
     result = run_make(project, "lint", "test")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout
     assert (project / ".venv" / ".installed").exists()
+    # .venv exists now, so `make run` starts at once.
+    assert serve_with_make(["make", "run"], project).text == "hello world !"
 
 
 def test_a_non_default_project_passes_its_own_make_lint_test(bake):
@@ -59,12 +61,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_make_run_renders_the_default_service_and_serves_it(tmp_path):
+def serve_with_make(command: list[str], folder) -> requests.Response:
+    """Start ``command`` (a `make run`) on a free port, GET / once it answers, then stop it."""
     port = free_port()
-    run_dir = tmp_path / "run"
     process = subprocess.Popen(
-        ["make", "run", f"RUN_DIR={run_dir}"],
-        cwd=ROOT,
+        command,
+        cwd=folder,
         env=clean_environment(PORT=str(port)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -75,14 +77,11 @@ def test_make_run_renders_the_default_service_and_serves_it(tmp_path):
         deadline = time.monotonic() + 120
         while True:
             try:
-                response = requests.get(f"http://127.0.0.1:{port}/", timeout=2)
-                break
+                return requests.get(f"http://127.0.0.1:{port}/", timeout=2)
             except requests.ConnectionError:
                 assert process.poll() is None, process.stdout.read()
                 assert time.monotonic() < deadline, "make run did not serve within 120 s"
                 time.sleep(0.2)
-        assert response.text == "hello world !"
-        assert (run_dir / "my_service" / "main.py").exists()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -90,3 +89,10 @@ def test_make_run_renders_the_default_service_and_serves_it(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_make_run_renders_the_default_service_and_serves_it(tmp_path):
+    run_dir = tmp_path / "run"
+    response = serve_with_make(["make", "run", f"RUN_DIR={run_dir}"], ROOT)
+    assert response.text == "hello world !"
+    assert (run_dir / "my_service" / "main.py").exists()
