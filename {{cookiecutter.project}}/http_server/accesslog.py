@@ -43,29 +43,37 @@ class AccessLog:
             self._stamp = time.strftime(fmt, time.gmtime(now))
         return self._stamp
 
-    def log(self, remote: str, request, status: int, size: int, seconds: float) -> None:
+    def log(self, remote: str, request, status: int, size: int, seconds: float,
+            request_id: str | None = None) -> None:
+        """One line for an answered request (``request`` None: one refused unparsed)."""
+        if request is None:
+            method = target = version = "-"
+            user_agent = ""
+        else:
+            method, target, version = request.method, request.target, request.version
+            user_agent = request.headers.get("user-agent", "")
         if self.json:
             record = {
                 "time": self._timestamp(),
                 "remote": remote,
-                "method": request.method,
-                "target": request.target,
-                "version": request.version,
+                "method": method,
+                "target": target,
+                "version": version,
                 "status": status,
                 "bytes": size,
                 "duration_ms": round(seconds * 1000, 3),
-                "user_agent": request.headers.get("user-agent", ""),
+                "user_agent": user_agent,
             }
-            request_id = request.headers.get("x-request-id")
             if request_id:
                 record["request_id"] = request_id
             line = json.dumps(record)
         else:
             line = '%s - - [%s] "%s %s %s" %d %d "%s" %.3fms' % (
-                remote, self._timestamp(), escape(request.method), escape(request.target),
-                request.version, status, size, escape(request.headers.get("user-agent", "-")),
-                seconds * 1000,
+                remote, self._timestamp(), escape(method), escape(target), version, status,
+                size, escape(user_agent or "-"), seconds * 1000,
             )
+            if request_id:
+                line += " id=" + escape(request_id)
         try:
             os.write(self.fd, (line + "\n").encode("utf-8", "backslashreplace"))
         except OSError:

@@ -195,7 +195,8 @@ class Connection:
                 close()
             if server.access_log.enabled:
                 server.access_log.log(self.remote, request, response.status, size,
-                                      time.perf_counter() - started)
+                                      time.perf_counter() - started,
+                                      response.headers.get("x-request-id"))
         return keep_alive
 
     # -- writing ----------------------------------------------------------
@@ -301,6 +302,8 @@ class Connection:
             self._send_blocking(response.head_bytes(False, False, False) + response.body, 1.0)
         except ConnectionClosed:
             pass
+        if self.server.access_log.enabled:
+            self.server.access_log.log(self.remote, None, status, len(response.body), 0.0)
 
     def drain_before_close(self, seconds: float = 0.5, limit: int = 1 << 20) -> None:
         """Read what the client is still sending before closing, for a short while.
