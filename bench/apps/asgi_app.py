@@ -1,0 +1,77 @@
+"""The tiny app (see tiny.py) as ASGI, for uvicorn (h11, and httptools + uvloop)."""
+
+import os
+
+from tiny import ECHO_RE, HELLO, HELLO_RE, JSON, OCTETS, TEXT, USER_RE, user_json
+
+
+async def read_body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def hello(receive):
+    return TEXT, HELLO
+
+
+async def user(receive, user_id):
+    return JSON, user_json(user_id)
+
+
+async def echo(receive):
+    return OCTETS, await read_body(receive)
+
+
+ROUTES = [(HELLO_RE, hello), (USER_RE, user), (ECHO_RE, echo)]
+
+
+async def router(scope, receive, send):
+    if scope["type"] != "http":  # lifespan: nothing to set up
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        return
+    path = scope["path"]
+    for regex, view in ROUTES:
+        match = regex.match(path)
+        if match:
+            content_type, body = await view(receive, **match.groupdict())
+            status = 200
+            break
+    else:
+        content_type, body, status = TEXT, b"not found", 404
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def pid_header(app):
+    """The one middleware: X-Pid on every response."""
+
+    async def middleware(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+
+        async def send_with_pid(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message["headers"], (b"x-pid", str(os.getpid()).encode())]
+            await send(message)
+
+        return await app(scope, receive, send_with_pid)
+
+    return middleware
+
+
+app = pid_header(router)

@@ -1,0 +1,51 @@
+"""The tiny app (see tiny.py) as WSGI, for waitress and gunicorn."""
+
+import os
+
+from tiny import ECHO_RE, HELLO, HELLO_RE, JSON, OCTETS, TEXT, USER_RE, user_json
+
+
+def hello(environ):
+    return TEXT, HELLO
+
+
+def user(environ, user_id):
+    return JSON, user_json(user_id)
+
+
+def echo(environ):
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return OCTETS, environ["wsgi.input"].read(length)
+
+
+ROUTES = [(HELLO_RE, hello), (USER_RE, user), (ECHO_RE, echo)]
+
+
+def router(environ, start_response):
+    path = environ.get("PATH_INFO", "")
+    for regex, view in ROUTES:
+        match = regex.match(path)
+        if match:
+            content_type, body = view(environ, **match.groupdict())
+            status = "200 OK"
+            break
+    else:
+        content_type, body, status = TEXT, b"not found", "404 Not Found"
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def pid_header(app):
+    """The one middleware: X-Pid on every response."""
+
+    def middleware(environ, start_response):
+        def start(status, headers, exc_info=None):
+            headers.append(("X-Pid", str(os.getpid())))
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return middleware
+
+
+app = pid_header(router)
