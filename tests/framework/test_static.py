@@ -620,6 +620,8 @@ def test_in_process_test_client_serves_files(tree):
     r = client.get("/media/hello.txt", headers={"Range": "bytes=1-3"})
     assert r.status_code == 206 and r.content == TEXT[1:4]
     assert client.head("/media/hello.txt").content == b""
+    assert client.get("/media/café.txt").content == b"cafe\n"
+    assert client.get("/media/caf%C3%A9.txt").content == b"cafe\n"
     assert client.get("/media/../secret.txt").status_code == 404
     assert client.post("/media/hello.txt").status_code == 405
 

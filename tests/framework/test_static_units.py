@@ -63,6 +63,7 @@ def test_split_target_refuses_non_paths(target):
         ("a;b", "a;b"),
         ("...", "..."),
         ("%FF", "\udcff"),  # not UTF-8: kept as the surrogate os uses for that byte
+        ("café.txt", "café.txt"),  # unencoded (an in-process caller): UTF-8
     ],
 )
 def test_decode_segment_plain_names(raw, name):

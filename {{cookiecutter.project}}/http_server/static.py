@@ -48,7 +48,7 @@ import time
 from datetime import timezone
 from email.utils import formatdate, parsedate_to_datetime
 from typing import NoReturn
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from .errors import HTTPError
 
@@ -77,7 +77,6 @@ class UnsafePath(ValueError):
 # ---------------------------------------------------------------------------
 
 _ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")
-_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Control characters, and the separators that must never come out of a decoding.
 _FORBIDDEN_IN_SEGMENT = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -115,8 +114,9 @@ def decode_segment(raw: str) -> str:
         raise UnsafePath("bad percent-encoding")
     if "\\" in raw:
         raise UnsafePath("backslash")
-    data = _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), raw).encode("latin-1")
-    name = data.decode("utf-8", "surrogateescape")
+    # Characters that were not percent-encoded (only an in-process caller sends
+    # them; the wire allows ASCII only) count as UTF-8.
+    name = unquote_to_bytes(raw).decode("utf-8", "surrogateescape")
     if not name:
         raise UnsafePath("empty segment")
     if _FORBIDDEN_IN_SEGMENT.search(name):
