@@ -41,3 +41,10 @@ clean: ## remove the virtual environment and build output
 .PHONY: docker-test
 docker-test: $(VENV)/.installed ## build the images and run them in a real Docker engine
 	$(PY) -m pytest tests/docker -rs
+
+# `make bench`: ours against waitress, gunicorn, uvicorn and nginx (bench/README.md).
+# QUICK=1: one short run, for a smoke test (results in bench/.work/results/).
+.PHONY: bench
+bench: ## benchmark against the peers (installs wrk, nginx, bench/.venv; QUICK=1: short)
+	bash bench/install.sh
+	bench/.venv/bin/python bench/run.py $(if $(QUICK),--quick)
