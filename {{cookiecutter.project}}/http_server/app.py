@@ -13,7 +13,7 @@ from collections.abc import Callable
 from .accesslog import logger
 from .errors import HTTPError
 from .request import Requests
-from .response import Response, _set_cookie_line
+from .response import _REASONS, Response, _set_cookie_line
 from .url import Redirect, Router
 
 _loops = threading.local()
@@ -112,7 +112,8 @@ class App:
                 if inspect.iscoroutine(result):
                     run_coroutine(result)
                 if response.sent:
-                    response.status = status if response.status == 200 else response.status
+                    if response.status == 200:  # send()'s default must not turn an error into a success
+                        response.status = status
                     return
             except Exception:
                 logger.error("error in the %d handler", status, exc_info=True)
@@ -121,8 +122,6 @@ class App:
 
 def default_error_body(status: int, error: BaseException | None) -> str:
     """A short, generic text: the message of an HTTPError, never a traceback."""
-    from .response import _REASONS
-
     reason = _REASONS.get(status, "Error")
     if isinstance(error, HTTPError) and error.message and status < 500:
         return f"{status} {reason}: {error.message}\n"
