@@ -721,3 +721,22 @@ def _many_requests(live, etag):
             sock.sendall(b"GET /media/sparse.bin HTTP/1.1\r\nHost: x\r\n\r\n")
             sock.recv(1024)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_root_may_be_a_symlink_switched_at_run_time(tmp_path):
+    """A release folder behind a symlink: files inside it are served, the switch is seen."""
+    for version in ("v1", "v2"):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "app.txt").write_text(version)
+    current = tmp_path / "current"
+    current.symlink_to(tmp_path / "v1")
+    server = WebServer(host="127.0.0.1", port=0, route=[], access_log=False)
+    server.fileServer("/m/", str(current))
+    with LiveServer(server) as live:
+        assert requests.get(live.url + "/m/app.txt").text == "v1"
+        tmp = tmp_path / "next"
+        tmp.symlink_to(tmp_path / "v2")
+        os.replace(tmp, current)
+        assert requests.get(live.url + "/m/app.txt").text == "v2"
+        # Still no way out of the (new) folder.
+        assert get_raw(live, "/m/%2e%2e/v1/app.txt")[0] == 404

@@ -185,7 +185,9 @@ def is_inside(root_real: str, path_real: str) -> bool:
         return False
 
 
-def resolve(root: str, segments: list[str], *, allow_hidden: bool = False) -> str:
+def resolve(
+    root: str, segments: list[str], *, allow_hidden: bool = False, root_real: str | None = None
+) -> str:
     """The real path of ``segments`` below ``root``, checked to stay inside it.
 
     Raises ``UnsafePath`` for hidden names (unless allowed) and for anything
@@ -197,7 +199,8 @@ def resolve(root: str, segments: list[str], *, allow_hidden: bool = False) -> st
             raise UnsafePath("bad segment")  # decode_segment already refuses these
         if not allow_hidden and seg.startswith("."):
             raise UnsafePath("hidden name")
-    root_real = os.path.realpath(root)
+    if root_real is None:
+        root_real = os.path.realpath(root)
     candidate = os.path.realpath(os.path.join(root_real, *segments))
     if not is_inside(root_real, candidate):
         raise UnsafePath("outside the root")
@@ -631,7 +634,11 @@ class StaticFiles:
             if found is None:  # the decoded path matched, the raw one does not
                 raise UnsafePath("target outside the prefix")
             segments, trailing = found
-            real = resolve(self.root, segments, allow_hidden=self.allow_hidden)
+            # Resolved per request, not once: the folder may be a symlink that is
+            # switched to a new release while the server runs.
+            root_real = os.path.realpath(self.root)
+            real = resolve(self.root, segments, allow_hidden=self.allow_hidden,
+                           root_real=root_real)
         except UnsafePath:
             self._not_found(response)
             return
@@ -645,11 +652,11 @@ class StaticFiles:
             st = os.fstat(fd)
             opened = fd_path(fd)
             if opened is not None and opened.startswith("/") and not is_inside(
-                os.path.realpath(self.root), opened
+                root_real, opened
             ):
                 self._not_found(response)  # swapped for a symlink between check and open
             if stat.S_ISDIR(st.st_mode):
-                self._directory(request, response, real, trailing)
+                self._directory(request, response, real, trailing, root_real)
                 return
             if not stat.S_ISREG(st.st_mode) or trailing:
                 self._not_found(response)  # FIFOs, devices, sockets; "file.txt/"
@@ -716,7 +723,7 @@ class StaticFiles:
         response.send_file(fileobj, offset, count, status, ctype)
         return True
 
-    def _directory(self, request, response, real: str, trailing: bool) -> None:
+    def _directory(self, request, response, real: str, trailing: bool, root_real: str) -> None:
         if not self.listing:
             self._not_found(response)
             return
@@ -731,8 +738,8 @@ class StaticFiles:
                 request.path,
                 real,
                 allow_hidden=self.allow_hidden,
-                parent=real != os.path.realpath(self.root),
-                root_real=os.path.realpath(self.root),
+                parent=real != root_real,
+                root_real=root_real,
             )
         except OSError:
             self._not_found(response)
