@@ -19,8 +19,9 @@ OPTIONAL_PARTS: dict[str, tuple[str, ...]] = {
     "use_github_actions": (".github",),
 }
 
-# Caches that a template checkout may hold (its tests import the framework) and
-# that cookiecutter copies along; a new project starts without them.
+# Caches that a template checkout may hold (its tests import the framework, ruff
+# caches next to a pyproject.toml). cookiecutter.json copies them without
+# rendering (they may be binary); a new project starts without them.
 LITTER_DIRS = ("__pycache__", ".pytest_cache", ".ruff_cache")
 
 

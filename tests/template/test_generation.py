@@ -162,8 +162,6 @@ def test_the_license_is_the_chosen_one(generated):
 def test_the_chosen_python_version_and_log_format_are_used(generated):
     answers, project = generated
     version = answers["python_version"]
-    pyproject = (project / "pyproject.toml").read_text()
-    assert f'target-version = "py{version.replace(".", "")}"' in pyproject
     assert f"ARG PYTHON_VERSION={version}" in (project / "Dockerfile").read_text()
     assert f'"LOG_FORMAT": "{answers["log_format"]}"' in (project / "settings.py").read_text()
     workflow = project / ".github" / "workflows" / "ci.yml"
@@ -253,6 +251,25 @@ def test_a_jinja_tag_inside_a_framework_file_survives_generation(bake, tmp_path)
     (template / "{{cookiecutter.project}}" / "http_server" / "_jinja_probe.py").write_text(probe)
     project = bake(template=template)
     assert (project / "http_server" / "_jinja_probe.py").read_text() == probe
+
+
+def test_caches_in_the_template_checkout_do_not_reach_the_project(bake, tmp_path):
+    template = copy_template(tmp_path / "template")
+    folder = template / "{{cookiecutter.project}}"
+    binary = bytes(range(256)) * 4
+    for cache in [
+        ".ruff_cache/0.17/123",
+        "__pycache__/main.cpython-311.pyc",
+        "http_server/__pycache__/app.cpython-311.pyc",
+        ".pytest_cache/v/x",
+    ]:
+        (folder / cache).parent.mkdir(parents=True, exist_ok=True)
+        (folder / cache).write_bytes(binary)
+    project = bake(template=template)
+    assert (
+        files_in(project)
+        == SERVICE_FILES | framework_files() | OPTIONAL_FILES["use_github_actions"]
+    )
 
 
 def test_answers_with_quotes_and_backslashes_are_data_not_code(bake):
