@@ -1,5 +1,5 @@
-"""The real thing, slowly: generated projects pass their own `make lint test`, and `make run`
-in the template repository serves the default service.
+"""The real thing, slowly: generated projects pass their own `make test` and `make lint`,
+and `make run` serves a service, in a generated project and in the template repository.
 
 Each `make test` in a fresh project creates its .venv and installs requirements-dev.txt.
 """
@@ -30,17 +30,24 @@ def run_make(project, *targets: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_the_default_project_passes_its_own_make_lint_test_and_make_run_serves_it(bake):
+def assert_make_test_then_lint_pass(project) -> None:
+    """`make test` on a fresh project (it builds .venv first), then `make lint`."""
+    for target in ["test", "lint"]:
+        result = run_make(project, target)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        if target == "test":
+            assert " passed" in result.stdout
+            assert (project / ".venv" / ".installed").exists()
+
+
+def test_the_default_project_passes_its_own_make_test_and_lint_and_make_run_serves_it(bake):
     project = bake()
-    result = run_make(project, "lint", "test")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert " passed" in result.stdout
-    assert (project / ".venv" / ".installed").exists()
+    assert_make_test_then_lint_pass(project)
     # .venv exists now, so `make run` starts at once.
     assert serve_with_make(["make", "run"], project).text == "hello world !"
 
 
-def test_a_non_default_project_passes_its_own_make_lint_test(bake):
+def test_a_non_default_project_passes_its_own_make_test_and_lint(bake):
     project = bake(
         project_name="Billing API",
         port=9123,
@@ -50,9 +57,7 @@ def test_a_non_default_project_passes_its_own_make_lint_test(bake):
         use_github_actions=False,
     )
     assert project.name == "billing_api"
-    result = run_make(project, "lint", "test")
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert " passed" in result.stdout
+    assert_make_test_then_lint_pass(project)
 
 
 def free_port() -> int:
