@@ -40,7 +40,8 @@ def referer(request: Requests, response: Response) -> tuple[Requests, Response]:
     """Log where a visitor came from, when the browser says (the framework's example)."""
     came_from = request.get_header("Referer")
     if came_from is not None:
-        logger.info("%s reached from %s", request.path, came_from)
+        # %r quotes and escapes: a decoded path or a Referer cannot forge a log line.
+        logger.info("%r reached from %r", request.path, came_from)
     return request, response
 
 

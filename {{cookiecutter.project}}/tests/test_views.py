@@ -104,6 +104,18 @@ def test_the_request_id_is_also_given_to_the_view_and_the_access_log():
     assert HEX_UUID.fullmatch(request.get_header("X-Request-ID"))
 
 
+def test_the_referer_is_logged_escaped(client, caplog):
+    # Listen on the middleware's logger itself: the framework's logger does not
+    # propagate to the root logger once a server has run in this process.
+    caplog.set_level("INFO", logger=middleware.logger.name)
+    middleware.logger.addHandler(caplog.handler)
+    try:
+        client.get("/a%0Ab", headers={"Referer": "https://example.com/"})
+    finally:
+        middleware.logger.removeHandler(caplog.handler)
+    assert "'/a\\nb' reached from 'https://example.com/'" in caplog.messages
+
+
 def test_the_request_id_is_also_on_404s(client):
     assert HEX_UUID.fullmatch(client.get("/missing").headers["X-Request-ID"])
 
