@@ -80,14 +80,16 @@ _de_main() {
         done
         timeout 20 docker info >/dev/null 2>&1 \
             || { _de_say "dockerd did not come up; tail of $run/dockerd.log:"; tail -n 5 "$run/dockerd.log"; return 1; }
-        # The data-root is kept between runs (images survive); containers left by an
-        # interrupted earlier run are not wanted. This engine is private to this script.
+        # The data-root is kept between runs (images survive); containers, untagged images
+        # and unused build cache left by earlier runs are not wanted, and would only grow.
+        # This engine is private to this script.
         local stale
         stale=$(docker ps -aq) || return 1
         if [ -n "$stale" ]; then
             # shellcheck disable=SC2086  # one id per word
             docker rm -f $stale >/dev/null || return 1
         fi
+        docker image prune -f >/dev/null && docker builder prune -af >/dev/null || return 1
     fi
 
     # 5. Base images: one local rootfs tagged as every python:X-slim the template offers.

@@ -184,6 +184,10 @@ def wait_http(url: str, timeout: float = 30) -> requests.Response:
             time.sleep(0.2)
 
 
+def image_id(image: str) -> str:
+    return run(["docker", "image", "inspect", "-f", "{{.Id}}", image]).stdout.strip()
+
+
 def image_size(image: str) -> int:
     return int(run(["docker", "image", "inspect", "-f", "{{.Size}}", image]).stdout)
 
