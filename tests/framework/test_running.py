@@ -175,6 +175,23 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path):
     assert "Traceback" not in server.stderr
 
 
+def test_in_flight_request_in_a_worker_process_finishes_on_sigterm(tmp_path):
+    with ServerProcess(tmp_path, workers=2, threads=2) as server:
+        results: list = []
+        mark = tmp_path / "view-started"
+        thread = get_in_thread(f"{server.url}/slow?seconds=1&mark={mark}", results)
+        wait_for_file(mark)
+        signalled = time.monotonic()
+        server.signal(signal.SIGTERM)
+        code = server.wait(10)
+        exited = time.monotonic() - signalled
+        thread.join(10)
+    assert isinstance(results[0], requests.Response), results
+    assert results[0].status_code == 200
+    assert code == 0, server.stderr
+    assert exited < 3.0, f"exited {exited:.2f}s after the signal"
+
+
 def test_a_worker_process_that_dies_is_replaced(tmp_path):
     with ServerProcess(tmp_path, workers=2, threads=2) as server:
         def pids_seen(rounds: int = 200) -> set[int]:
@@ -339,9 +356,16 @@ def test_webserver_bad_port_raises_config_error_naming_port():
         ({"WORKERS": "0"}, "WORKERS"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"KEEP_ALIVE_TIMEOUT": "-1"}, "KEEP_ALIVE_TIMEOUT"),
+        ({"PORT": "0x50"}, "PORT"),
+        ({"PORT": "8_0"}, "PORT"),
+        ({"PORT": "80\nWORKERS=9"}, "PORT"),  # the message stays one line
+        ({"THREADS": "1e3"}, "THREADS"),
+        ({"GRACEFUL_TIMEOUT": "nan"}, "GRACEFUL_TIMEOUT"),
+        ({"ACCESS_LOG": "maybe"}, "ACCESS_LOG"),
     ],
     ids=["port-abc", "port-plus", "port-arabic-digits", "port-too-big", "workers-0",
-         "log-format-xml", "keep-alive-negative"],
+         "log-format-xml", "keep-alive-negative", "port-hex", "port-underscore",
+         "port-newline", "threads-exponent", "graceful-nan", "access-log-maybe"],
 )
 def test_settings_from_env_rejects_bad_values(environ, setting):
     with pytest.raises(ConfigError) as caught:
@@ -349,6 +373,17 @@ def test_settings_from_env_rejects_bad_values(environ, setting):
     message = str(caught.value)
     assert setting in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("options", "setting"),
+    [({"port": True}, "PORT"), ({"port": -1}, "PORT"), ({"threads": 0}, "THREADS"),
+     ({"log_format": "xml"}, "LOG_FORMAT"), ({"no_such_setting": 1}, "no_such_setting")],
+    ids=["port-bool", "port-negative", "threads-0", "log-format-xml", "unknown-keyword"],
+)
+def test_webserver_bad_keyword_raises_config_error(options, setting):
+    with pytest.raises(ConfigError, match=setting):
+        WebServer(**options)
 
 
 def test_settings_from_env_reads_good_values():
