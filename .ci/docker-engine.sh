@@ -89,7 +89,8 @@ _de_main() {
             # shellcheck disable=SC2086  # one id per word
             docker rm -f $stale >/dev/null || return 1
         fi
-        docker image prune -f >/dev/null && docker builder prune -af >/dev/null || return 1
+        # (`docker builder prune` warns on stderr when the buildx plugin is absent; it works.)
+        docker image prune -f >/dev/null && docker builder prune -af >/dev/null 2>&1 || return 1
     fi
 
     # 5. Base images: one local rootfs tagged as every python:X-slim the template offers.

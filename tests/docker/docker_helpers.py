@@ -172,12 +172,20 @@ def inspect(container: str, template: str) -> str:
     return run(["docker", "inspect", "-f", template, container]).stdout.strip()
 
 
+def http_get(url: str) -> requests.Response:
+    """GET straight to the container: proxy settings of the environment are ignored."""
+    assert url.startswith("http://127.0.0.1:"), url  # containers are reached on loopback only
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.get(url, timeout=5)
+
+
 def wait_http(url: str, timeout: float = 30) -> requests.Response:
     """GET url until it answers (the container may still be starting its workers)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return requests.get(url, timeout=5)
+            return http_get(url)
         except requests.ConnectionError:
             if time.monotonic() > deadline:
                 raise

@@ -4,8 +4,15 @@ service and serves it, healthy (on 8080; here on a free port, see below)."""
 from __future__ import annotations
 
 import pytest
-import requests
-from docker_helpers import ROOT, ComposeProject, free_port, image_config, image_size, wait_http
+from docker_helpers import (
+    ROOT,
+    ComposeProject,
+    free_port,
+    http_get,
+    image_config,
+    image_size,
+    wait_http,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -22,7 +29,7 @@ def test_root_demo_comes_up_healthy(tmp_path, figures):
         assert project.inspect("{{.State.Health.Status}}") == "healthy"
         response = wait_http(f"http://127.0.0.1:{port}/")
         assert response.status_code == 200 and "hello" in response.text
-        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        assert http_get(f"http://127.0.0.1:{port}/healthz").status_code == 200
 
         image = project.inspect("{{.Image}}")
         config = image_config(image)

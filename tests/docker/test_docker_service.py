@@ -12,12 +12,12 @@ import time
 import uuid
 
 import pytest
-import requests
 from docker_helpers import (
     ComposeProject,
     base_image,
     free_port,
     generate_service,
+    http_get,
     image_config,
     image_size,
     inspect,
@@ -82,7 +82,7 @@ def test_hello(service):
 
 
 def test_health(service):
-    response = requests.get(f"http://127.0.0.1:{service.port}/healthz", timeout=5)
+    response = http_get(f"http://127.0.0.1:{service.port}/healthz")
     assert response.status_code == 200
     # The container's own HEALTHCHECK (on the PORT from .env) says so too.
     assert service.inspect("{{.State.Health.Status}}") == "healthy"
@@ -92,7 +92,7 @@ def test_media_folder_on_the_host_is_served(service):
     name = f"dropped-{uuid.uuid4().hex}.txt"
     content = f"put on the host at {time.time()}\n"
     (service.dir / "media" / name).write_text(content)
-    response = requests.get(f"http://127.0.0.1:{service.port}/media/{name}", timeout=5)
+    response = http_get(f"http://127.0.0.1:{service.port}/media/{name}")
     assert response.status_code == 200
     assert response.text == content
 
@@ -102,7 +102,7 @@ def test_env_file_settings_take_effect(service):
     assert service.port != 8080
     # LOG_FORMAT=json: the access log line of this request is a JSON object.
     marker = f"/no-such-page-{uuid.uuid4().hex}"
-    assert requests.get(f"http://127.0.0.1:{service.port}{marker}", timeout=5).status_code == 404
+    assert http_get(f"http://127.0.0.1:{service.port}{marker}").status_code == 404
     deadline = time.monotonic() + 10
     while True:
         lines = [line for line in service.logs().splitlines() if marker in line]
