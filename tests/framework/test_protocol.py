@@ -37,14 +37,6 @@ RFC1123 = re.compile(
 )
 
 
-# Known server bugs (see the report of the commit that added this file). Each test
-# keeps asserting the correct behaviour; strict: the marker must go when the bug does.
-STALE_HEADER_CLOCK = pytest.mark.xfail(strict=True, reason=(
-    "server bug: Connection.head_started is only reset when a request completes; after a "
-    "pipelined request it stays None (each packet restarts the header deadline: slowloris), "
-    "after a lone CRLF it keeps the old time (a split head gets a spurious 408)"))
-
-
 def assert_rfc1123_now(value: str | None) -> None:
     assert value is not None, "no Date header"
     assert RFC1123.fullmatch(value), f"Date is not in RFC 1123 format: {value!r}"
@@ -793,7 +785,6 @@ def test_trickled_head_does_not_extend_the_header_deadline(short_timeouts, raw):
     assert conn.buffer.startswith(b"HTTP/1.1 408 ") or conn.buffer == b""
 
 
-@STALE_HEADER_CLOCK
 def test_trickled_head_after_a_pipelined_request_does_not_extend_the_deadline(
         short_timeouts, raw):
     conn = raw(short_timeouts)
@@ -831,7 +822,6 @@ def test_keep_alive_connection_survives_a_short_pause(short_timeouts, raw):
     assert conn.read_response().body == HELLO
 
 
-@STALE_HEADER_CLOCK
 def test_stray_crlf_between_requests_does_not_start_the_header_clock(server_factory, raw):
     live = server_factory(header_timeout=0.5, keep_alive_timeout=5.0)
     conn = raw(live)
@@ -900,9 +890,6 @@ def test_503_over_max_connections_reaches_a_client_that_sent_its_request_at_once
     assert statuses == [503] * 5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug (minor): the canned 503 of pool.BUSY has no Date header, unlike every other "
-    "answer (RFC 9110 6.6.1 makes Date a MAY for 5xx, so this is consistency, not conformance)"))
 def test_503_over_max_connections_has_a_date(server_factory, raw):
     live = server_factory(max_connections=1)
     holder = raw(live)

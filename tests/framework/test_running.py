@@ -106,10 +106,6 @@ def test_new_connections_are_refused_while_draining(tmp_path):
     assert results[0].status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: at shutdown, a connection whose request head is still incomplete counts as "
-    "in flight (WorkerPool.sweep(closing_idle=True) keeps parser.in_request ones), so "
-    "one slowloris client delays every stop by the whole graceful_timeout"))
 def test_half_sent_request_head_does_not_delay_shutdown(tmp_path):
     with ServerProcess(tmp_path, graceful_timeout=1.5) as server, socket.create_connection(
             ("127.0.0.1", server.port), timeout=TIMEOUT) as slow_client:

@@ -86,8 +86,6 @@ class Connection:
                     break
                 if not data:
                     return self.close()
-                if self.head_started is None and not parser.in_request:
-                    self.head_started = time.monotonic()
                 parser.feed(data)
                 if not self._answer_ready_requests():
                     return self._finish()
@@ -117,8 +115,13 @@ class Connection:
         if self.parser.awaiting_body:
             self.deadline = now + server.header_timeout  # body: time without progress
         elif self.parser.in_request:
-            self.deadline = (self.head_started or now) + server.header_timeout
+            # A head's clock starts when its first bytes are seen and does not
+            # move again, however slowly the rest trickles in.
+            if self.head_started is None:
+                self.head_started = now
+            self.deadline = self.head_started + server.header_timeout
         else:
+            self.head_started = None
             self.deadline = now + server.keep_alive_timeout
 
     def _answer_ready_requests(self) -> bool:

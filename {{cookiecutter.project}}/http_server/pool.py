@@ -20,9 +20,10 @@ import time
 from .accesslog import logger
 from .connection import Connection
 from .poller import make_poller
+from .response import date_line, status_line
 
-BUSY = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+BUSY = (  # what follows the status line and the Date header of the 503 answer
+    b"Content-Type: text/plain; charset=utf-8\r\n"
     b"Content-Length: 24\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
     b"503 Service Unavailable\n"
 )
@@ -121,7 +122,7 @@ class WorkerPool:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if len(self.connections) >= self.server.max_connections:
             try:
-                sock.send(BUSY)
+                sock.send(status_line(503) + date_line() + BUSY)
             except OSError:
                 pass
             sock.close()
@@ -136,14 +137,16 @@ class WorkerPool:
     # -- housekeeping, from the main thread -------------------------------
 
     def sweep(self, closing_idle: bool = False) -> None:
-        """Close parked connections past their deadline (and idle ones when stopping)."""
+        """Close parked connections past their deadline (and, when stopping, all but uploads)."""
         now = time.monotonic()
         expired = []
         with self.lock:
             for connection in self.connections.values():
+                # When stopping, only a body being uploaded counts as in flight:
+                # a half-sent head must not hold shutdown for the whole grace period.
                 if connection.parked and (
                     connection.deadline <= now
-                    or (closing_idle and not connection.parser.in_request)
+                    or (closing_idle and not connection.parser.awaiting_body)
                 ):
                     expired.append(connection)
             for connection in expired:

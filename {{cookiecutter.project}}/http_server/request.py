@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, MutableMapping
-from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, unquote
 
 from .errors import HTTPError
@@ -149,17 +148,15 @@ class Requests:
 
 
 def _parse_cookies(header: str) -> dict[str, str]:
-    if not header:
-        return {}
-    jar = SimpleCookie()
-    try:
-        jar.load(header)
-    except CookieError:
-        # Fall back to a plain split: a browser's odd cookie must not cost the request.
-        cookies = {}
-        for part in header.split(";"):
-            name, eq, value = part.strip().partition("=")
-            if eq and name:
-                cookies[name] = value
-        return cookies
-    return {name: morsel.value for name, morsel in jar.items()}
+    """``name=value`` pairs split on ';' by hand: one odd cookie must not hide the others."""
+    cookies: dict[str, str] = {}
+    for part in header.split(";"):
+        name, eq, value = part.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        cookies.setdefault(name, value)  # the first is the most specific (RFC 6265 5.4)
+    return cookies

@@ -210,7 +210,7 @@ class Response:
         """The status line and header section, framing included."""
         status = self.status
         parts = [status_line(status), date_line()]
-        if self.content_type is not None and status != 304:
+        if self.content_type is not None and status != 304 and "content-type" not in self.headers:
             parts.append(b"Content-Type: " + self.content_type.encode("latin-1") + b"\r\n")
         if not (status < 200 or status == 204 or status == 304):
             if chunked:
