@@ -68,9 +68,9 @@ class AccessLog:
                 record["request_id"] = request_id
             line = json.dumps(record)
         else:
-            line = '%s - - [%s] "%s %s %s" %d %d "%s" %.3fms' % (
-                remote, self._timestamp(), escape(method), escape(target), version, status,
-                size, escape(user_agent or "-"), seconds * 1000,
+            line = (
+                f'{remote} - - [{self._timestamp()}] "{escape(method)} {escape(target)} {version}" '
+                f'{status} {size} "{escape(user_agent or "-")}" {seconds * 1000:.3f}ms'
             )
             if request_id:
                 line += " id=" + escape(request_id)

@@ -112,7 +112,8 @@ class App:
                 if inspect.iscoroutine(result):
                     run_coroutine(result)
                 if response.sent:
-                    if response.status == 200:  # send()'s default must not turn an error into a success
+                    # send()'s default status must not turn an error into a success.
+                    if response.status == 200:
                         response.status = status
                     return
             except Exception:

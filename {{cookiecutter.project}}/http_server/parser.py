@@ -263,7 +263,7 @@ class RequestParser:
                 if codings[-1] != "chunked" or codings.count("chunked") > 1:
                     raise BadRequest("chunked must be the final transfer coding, once")
                 if all(grammar.TOKEN.fullmatch(c.encode("latin-1")) for c in codings):
-                    raise NotImplementedCoding("only a single 'chunked' transfer coding is supported")
+                    raise NotImplementedCoding("only the 'chunked' transfer coding is supported")
                 raise BadRequest("malformed Transfer-Encoding")
             chunked = True
 

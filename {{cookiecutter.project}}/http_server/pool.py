@@ -162,7 +162,7 @@ class WorkerPool:
             self.poller.unregister(self.listener_fd)
 
     def drain(self, grace: float) -> None:
-        """Let in-flight requests finish, closing idle connections, for at most ``grace`` seconds."""
+        """Let in-flight requests finish and close idle connections, for ``grace`` seconds."""
         deadline = time.monotonic() + grace
         while True:
             self.sweep(closing_idle=True)

@@ -253,6 +253,7 @@ def _set_cookie_line(name: str, cookie) -> bytes:
         value, attributes = cookie.value, cookie.attributes
     else:  # a plain value put straight into response.cookies, as in the seed
         value, attributes = str(cookie), ["Path=/"]
-        if grammar.SAFE_HEADER_NAME.fullmatch(name) is None or _COOKIE_VALUE.fullmatch(value) is None:
+        valid_name = grammar.SAFE_HEADER_NAME.fullmatch(name) is not None
+        if not valid_name or _COOKIE_VALUE.fullmatch(value) is None:
             raise ValueError(f"invalid cookie {name!r}")
     return ("Set-Cookie: " + "; ".join([f"{name}={value}", *attributes]) + "\r\n").encode("latin-1")

@@ -1,4 +1,4 @@
-"""Routes: ``Path`` (the seed's name), the ``Router`` that matches them, ``Redirect``, ``reverse``."""
+"""Routes: ``Path`` (the seed's name), the ``Router`` matching them, ``Redirect``, ``reverse``."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ class Path:
         return re.sub("\x00([0-9]+)\x00", lambda m: filled[int(m.group(1))], path)
 
     def __repr__(self) -> str:
-        return f"Path({self.pattern!r}, {getattr(self.view, '__name__', self.view)!r}, name={self.name!r})"
+        view = getattr(self.view, "__name__", self.view)
+        return f"Path({self.pattern!r}, {view!r}, name={self.name!r})"
 
 
 def reverse(name: str, **kwargs) -> str:
