@@ -59,6 +59,7 @@ CONNECTIONS = 50
 POST_BYTES = 4096
 STATIC_BYTES = 1024 * 1024
 IDLE_CONNECTIONS = 5000
+HEADERS_SEEN: dict[str, dict] = {}  # server -> workload -> response headers, for results.json
 SERVER_CORE = "0"
 CLIENT_CORE = "1"
 
@@ -293,7 +294,7 @@ def answers(server: Server, workloads: list[str]) -> dict[str, dict]:
         else:
             status, headers, body = http_get(server.port, path)
         out[w] = {"status": status, "content_type": headers.get("content-type"),
-                  "body": body, "x_pid": headers.get("x-pid")}
+                  "body": body, "x_pid": headers.get("x-pid"), "headers": headers}
     return out
 
 
@@ -369,6 +370,7 @@ def measure_server(name: str, static_dir: Path, opts: argparse.Namespace, run: i
     try:
         server.start(WORKLOADS[workloads[0]][0])
         got = answers(server, workloads)
+        HEADERS_SEEN[name] = {w: a["headers"] for w, a in got.items()}
         if name == "ours" and not reference:
             reference.update(got)
         problems = check_same(name, got, reference, expected)
@@ -614,9 +616,24 @@ def chart(rows: list[dict], runs: int, path: Path) -> None:
         ax.set_title(f"{WORKLOAD_LABELS.get(w, w)}: {title}", fontsize=9)
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="x", alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
+    spare = list(axes.flat)[len(panels):]
+    workers_rows = [r for r in rows if r["workload"].startswith("workers") and "failed" not in r]
+    if spare and workers_rows:
+        ax = spare.pop(0)
+        labels = [f"{r['server'].replace('ours ', '')}, "
+                  f"{'close' if r['workload'].endswith('close') else 'keep-alive'}, "
+                  f"{len(r.get('pids') or {})} PID(s)" for r in workers_rows]
+        ax.barh(range(len(labels)), [r["rps"] for r in workers_rows], color=colors[2])
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title("ours workers=1 vs 2, not pinned, wrk -t2: requests/s", fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    for ax in spare:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=8, loc="lower right")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="upper right")
     fig.suptitle("make bench: server on core 0, wrk on core 1, 127.0.0.1 (higher req/s is "
                  "better; lower RSS and p99 are better)", fontsize=10)
     fig.tight_layout()
@@ -776,7 +793,7 @@ def main(argv: list[str] | None = None) -> int:
                      "static_bytes": STATIC_BYTES, "idle_connections": opts.idle_connections,
                      "server_core": SERVER_CORE, "client_core": CLIENT_CORE,
                      "servers": {s: SERVER_NOTES[s] for s in servers}},
-        "runs": runs_meta, "rows": rows,
+        "runs": runs_meta, "rows": rows, "response_headers": HEADERS_SEEN,
     }, indent=1) + "\n")
     try:
         chart(rows, opts.runs, out_dir / "chart.png")
