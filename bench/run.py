@@ -656,10 +656,16 @@ def versions() -> dict:
             out[key] = (done.stderr + done.stdout).strip().splitlines()[0]
         except (OSError, IndexError, subprocess.TimeoutExpired):
             out[key] = None
+    framework = str(TEMPLATE_DIR / "http_server")
     try:
-        out["ours_commit"] = subprocess.run(
-            ["git", "-C", str(ROOT), "log", "-1", "--format=%h %cI", "--", str(TEMPLATE_DIR)],
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "log", "-1", "--format=%h %cI", "--", framework],
             capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", framework],
+            capture_output=True, text=True, timeout=5).stdout.strip()
+        # "+changes": the framework's files differ from that commit (work in progress).
+        out["ours_commit"] = commit.replace(" ", "+changes ", 1) if dirty else commit
     except OSError:
         out["ours_commit"] = None
     return out
@@ -772,7 +778,8 @@ def main(argv: list[str] | None = None) -> int:
     loads = ", ".join(f"run {m['run']}: {m['load_before']:.2f} -> {m['load_after']:.2f}"
                       for m in runs_meta)
     meta = (f"Measured {finished:%Y-%m-%d %H:%M} UTC on {mach['cpu']} ({mach['cores']} cores), "
-            f"kernel {mach['kernel']}, Python {vers['python']}; {opts.duration:g} s per workload, "
+            f"kernel {mach['kernel']}, Python {vers['python']}; http_server at "
+            f"{(vers.get('ours_commit') or '?').split()[0]}; {opts.duration:g} s per workload, "
             f"{CONNECTIONS} connections, {opts.runs} run(s); load average {loads}. "
             f"Each cell: value (ratio to ours in the same run).")
     print()
