@@ -47,7 +47,14 @@ def test_the_default_project_passes_its_own_make_test_and_lint_and_make_run_serv
     assert serve_with_make(["make", "run"], project).text == "hello world !"
 
 
-def test_a_non_default_project_passes_its_own_make_test_and_lint(bake):
+def git(folder, *arguments: str) -> str:
+    identity = ["-c", "user.name=Template Test", "-c", "user.email=test@example.com"]
+    return subprocess.run(
+        ["git", *identity, *arguments], cwd=folder, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def test_a_fresh_clone_of_a_non_default_project_passes_make_test_and_lint(bake, tmp_path):
     project = bake(
         project_name="Billing API",
         port=9123,
@@ -57,7 +64,19 @@ def test_a_non_default_project_passes_its_own_make_test_and_lint(bake):
         use_github_actions=False,
     )
     assert project.name == "billing_api"
-    assert_make_test_then_lint_pass(project)
+    git(project, "init", "--quiet")
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--message", "generated")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", str(project), str(clone))
+    # .env stays local (ignored); everything the service and its tests need is in git.
+    assert not (clone / ".env").exists()
+    assert (clone / "media" / "hello.txt").exists()
+    assert git(clone, "check-attr", "eol", "--", "main.py").strip().endswith("eol: lf")
+
+    assert_make_test_then_lint_pass(clone)
+    # .venv and the caches that make test and lint leave are ignored.
+    assert git(clone, "status", "--porcelain", "--untracked-files=all") == ""
 
 
 def free_port() -> int:
