@@ -226,6 +226,14 @@ def make_project(folder: Path) -> Path:
     return folder
 
 
+def test_every_yes_no_prompt_names_the_parts_it_adds():
+    context = json.loads((ROOT / "cookiecutter.json").read_text())
+    flags = {name for name, value in context.items() if isinstance(value, bool)}
+    assert set(post_gen.OPTIONAL_PARTS) == flags
+    for paths in post_gen.OPTIONAL_PARTS.values():
+        assert all((TEMPLATE_DIR / path).exists() for path in paths)
+
+
 @pytest.mark.parametrize("value", [False, "no", "n", "false"])
 def test_an_unchosen_ci_workflow_is_removed(tmp_path, value):
     project = make_project(tmp_path)
