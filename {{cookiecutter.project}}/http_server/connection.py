@@ -34,6 +34,17 @@ SENDFILE_BLOCK = 1 << 24
 _NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOTSOCK}
 
 
+def wait_for(sock, event: int, timeout: float) -> bool:
+    """Whether ``sock`` became ready for ``event`` within ``timeout`` seconds.
+
+    poll, not select: select cannot watch a descriptor numbered 1024 or more,
+    and a busy server has thousands.
+    """
+    poller = select.poll()
+    poller.register(sock, event)
+    return bool(poller.poll(timeout * 1000))
+
+
 class ConnectionClosed(Exception):
     """The client went away, or stopped reading for too long, while we were writing."""
 
@@ -294,7 +305,7 @@ class Connection:
     def _send_blocking(self, data: bytes, timeout: float = SEND_TIMEOUT) -> None:
         self.write(data)
         while self.out and not self.flush():
-            if not select.select([], [self.sock], [], timeout)[1]:
+            if not wait_for(self.sock, select.POLLOUT, timeout):
                 raise ConnectionClosed("client stopped reading")
 
     def send_error(self, status: int, error: BaseException | None = None) -> None:
@@ -320,7 +331,7 @@ class Connection:
             deadline = time.monotonic() + seconds
             while limit > 0:
                 left = deadline - time.monotonic()
-                if left <= 0 or not select.select([sock], [], [], left)[0]:
+                if left <= 0 or not wait_for(sock, select.POLLIN, left):
                     break
                 data = sock.recv(READ_SIZE)
                 if not data:
