@@ -787,3 +787,10 @@ def test_testclient_and_live_server_agree(client, live):
         assert in_process.content == over_socket.content, path
         assert json.dumps(in_process.headers.get("Content-Type")) == json.dumps(
             over_socket.headers.get("Content-Type")), path
+
+
+def test_reverse_fills_a_group_called_name():
+    route = Path(r"^/people/(?P<name>[a-z]+)$", lambda request, response: None, name="person")
+    server = WebServer(route=[route])
+    assert reverse("person", name="ada") == "/people/ada"
+    assert server.reverse("person", name="ada") == "/people/ada"

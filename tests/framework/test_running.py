@@ -312,7 +312,8 @@ def test_idle_and_half_sent_clients_do_not_hold_worker_threads(tmp_path, many_fi
                 assert read_response(sock).endswith(b"\r\n\r\nhello")
 
             # a refused request on a descriptor past 1023 (select() cannot watch those)
-            answer = raw_request(server.port, b"GET /hello HTTP/1.1\r\nHost: test\r\nBad : x\r\n\r\n")
+            bad = b"GET /hello HTTP/1.1\r\nHost: test\r\nBad : x\r\n\r\n"
+            answer = raw_request(server.port, bad)
             assert answer.startswith(b"HTTP/1.1 400 ")
         finally:
             for sock in idle + partial:

@@ -86,7 +86,7 @@ class WebServer:
 
         return register
 
-    def reverse(self, name: str, **kwargs) -> str:
+    def reverse(self, name: str, /, **kwargs) -> str:
         return self.router.reverse(name, **kwargs)
 
     # -- running ----------------------------------------------------------

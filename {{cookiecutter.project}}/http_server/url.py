@@ -64,7 +64,7 @@ class Path:
         return f"Path({self.pattern!r}, {view!r}, name={self.name!r})"
 
 
-def reverse(name: str, **kwargs) -> str:
+def reverse(name: str, /, **kwargs) -> str:
     """The path of the route called ``name``, with its groups filled in from ``kwargs``."""
     try:
         route = _NAMED[name]
@@ -118,7 +118,7 @@ class Router:
             allowed |= methods
         return None, allowed
 
-    def reverse(self, name: str, **kwargs) -> str:
+    def reverse(self, name: str, /, **kwargs) -> str:
         try:
             route = self.named[name]
         except KeyError:
