@@ -780,7 +780,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = (f"Measured {finished:%Y-%m-%d %H:%M} UTC on {mach['cpu']} ({mach['cores']} cores), "
             f"kernel {mach['kernel']}, Python {vers['python']}; http_server at "
             f"{(vers.get('ours_commit') or '?').split()[0]}; {opts.duration:g} s per workload, "
-            f"{CONNECTIONS} connections, {opts.runs} run(s); load average {loads}. "
+            f"{CONNECTIONS} connections, {opts.runs} run(s); load average {loads} "
+            f"(the benchmark adds about 2). "
             f"Each cell: value (ratio to ours in the same run).")
     print()
     print(text)
