@@ -9,6 +9,7 @@ import asyncio
 import importlib.util
 import io
 import os
+import shutil
 import sys
 from argparse import Namespace
 from pathlib import Path
@@ -118,3 +119,17 @@ def test_tree_rss_counts_children():
     finally:
         child.kill()
         child.wait()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench does)")
+def test_wrk_scripts_report_figures_and_pids():
+    import run
+
+    with LiveServer(ours_server()) as live:
+        post = run.run_wrk(live.url + "/echo", 1, wrk_args=[], lua_args=["post", "4096"],
+                           pin=False, connections=4)
+        pids = run.run_wrk(live.url + "/", 1, wrk_args=[], lua="pids.lua", pin=False,
+                           connections=4)
+    assert post["requests"] > 0 and post["error_count"] == 0, post
+    assert post["bytes"] > post["requests"] * 4096  # every answer carried the echoed body
+    assert pids["pids"] == {str(os.getpid()): pids["requests"]}
