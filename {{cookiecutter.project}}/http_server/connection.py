@@ -29,6 +29,7 @@ READ_SIZE = 65536
 SEND_TIMEOUT = 30.0  # a client that reads nothing for this long loses its connection
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 SENDFILE_BLOCK = 1 << 24
+MSG_MORE = getattr(socket, "MSG_MORE", 0)
 
 # sendfile is refused for this file or socket: fall back to copying through Python.
 _NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOTSOCK}
@@ -186,7 +187,7 @@ class Connection:
             if head_only or response.status in (204, 304) or response.status < 200:
                 self.write(head)
             elif file is not None:
-                self.write(head)
+                self.write(head, more=True)
                 size = file.count
                 response.file = None  # the output queue owns it now
                 self.write_file(file)
@@ -215,13 +216,17 @@ class Connection:
 
     # -- writing ----------------------------------------------------------
 
-    def write(self, data: bytes) -> None:
-        """Send ``data`` now, or queue what the socket does not take (never blocks)."""
+    def write(self, data: bytes, more: bool = False) -> None:
+        """Send ``data`` now, or queue what the socket does not take (never blocks).
+
+        ``more``: the body follows at once (a file), so the kernel may hold the
+        head back to share a packet with it instead of sending it alone.
+        """
         if self.out:
             self.out.append(data)
             return
         try:
-            sent = self.sock.send(data)
+            sent = self.sock.send(data, MSG_MORE if more else 0)
         except BlockingIOError:
             sent = 0
         except OSError as error:

@@ -38,6 +38,7 @@ module-level functions, tested without sockets.
 
 from __future__ import annotations
 
+import functools
 import html
 import mimetypes
 import os
@@ -178,11 +179,17 @@ def relative_segments(target: str | bytes, prefix: str) -> tuple[list[str], bool
 
 
 def is_inside(root_real: str, path_real: str) -> bool:
-    """Whether the resolved ``path_real`` is ``root_real`` or below it."""
-    try:
-        return os.path.commonpath([root_real, path_real]) == root_real
-    except ValueError:  # different drives, mixed absolute/relative
+    """Whether the resolved ``path_real`` is ``root_real`` or below it.
+
+    Both come from ``realpath`` (absolute, normalised), so comparing the
+    strings is exact and much cheaper than ``commonpath`` on every request.
+    """
+    if not (os.path.isabs(root_real) and os.path.isabs(path_real)):
         return False
+    if path_real == root_real:
+        return True
+    base = root_real if root_real.endswith(os.sep) else root_real + os.sep
+    return path_real.startswith(base)
 
 
 def resolve(
@@ -302,9 +309,14 @@ def make_etag(st: os.stat_result) -> str:
     return f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
 
 
+@functools.lru_cache(maxsize=1024)
+def _http_date(seconds: int) -> str:
+    return formatdate(seconds, usegmt=True)
+
+
 def http_date(timestamp: float) -> str:
     """An IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``."""
-    return formatdate(int(timestamp), usegmt=True)
+    return _http_date(int(timestamp))
 
 
 def parse_http_date(value: str | None) -> int | None:
