@@ -28,6 +28,8 @@ from .pool import WorkerPool
 from .url import Path, Router
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+BLOCKED_CHECK = 0.005  # how often housekeeping looks for blocked worker threads
+SWEEP_INTERVAL = 0.25  # how often it closes connections past their deadline
 
 
 class WebServer:
@@ -143,11 +145,16 @@ class WebServer:
         self.pool = WorkerPool(self, sock, self.threads)
         self.pool.start()
         try:
+            next_sweep = 0.0
             while not self.stopping:
-                ready, _, _ = select.select([self._wake_r], [], [], 0.25)
+                ready, _, _ = select.select([self._wake_r], [], [], BLOCKED_CHECK)
                 if ready:
                     os.read(self._wake_r, 1024)
-                self.pool.sweep()
+                self.pool.relieve_blocked()
+                now = time.monotonic()
+                if now >= next_sweep:
+                    self.pool.sweep()
+                    next_sweep = now + SWEEP_INTERVAL
         finally:
             self.pool.stop_accepting()
             sock.close()
