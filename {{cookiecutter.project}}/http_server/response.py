@@ -7,6 +7,7 @@ wire and a response can never be split.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable
@@ -28,6 +29,10 @@ _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "date", "co
 _COOKIE_VALUE = grammar.re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 _COOKIE_ATTRIBUTE = grammar.re.compile(r"[\x20-\x3a\x3c-\x7e]*")  # no controls, no ';'
 _SAMESITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
+
+# Compact JSON, UTF-8 as is; one encoder for all (json.dumps builds one per call).
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_CHECKED_TYPES: set[str] = set()  # Content-Type values already known to be safe
 
 
 def status_line(status: int) -> bytes:
@@ -135,8 +140,10 @@ class Response:
             content = bytes(content)
         elif not isinstance(content, bytes):
             raise TypeError(f"send() takes str or bytes, not {type(content).__name__}")
-        if content_type is not None:
+        if content_type is not None and content_type not in _CHECKED_TYPES:
             check_header("Content-Type", content_type)
+            if len(_CHECKED_TYPES) < 256:  # views use a handful; a bound keeps it small
+                _CHECKED_TYPES.add(content_type)
         status_line(status)  # validates the code
         self.status = status
         self.content_type = content_type
@@ -145,8 +152,7 @@ class Response:
         self.sent = True
 
     def sendJson(self, content, status: int = 200) -> None:  # noqa: N802 - the seed's name
-        text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
-        self.send(text.encode("utf-8"), status, "application/json")
+        self.send(_to_json(content).encode("utf-8"), status, "application/json")
 
     def sendJsonString(self, content: str, status: int = 200) -> None:  # noqa: N802
         self.send(content.encode("utf-8") if isinstance(content, str) else content,
@@ -210,8 +216,9 @@ class Response:
         """The status line and header section, framing included."""
         status = self.status
         parts = [status_line(status), date_line()]
-        if self.content_type is not None and status != 304 and "content-type" not in self.headers:
-            parts.append(b"Content-Type: " + self.content_type.encode("latin-1") + b"\r\n")
+        headers = self.headers
+        if self.content_type is not None and status != 304 and "content-type" not in headers:
+            parts.append(_content_type_line(self.content_type))
         if not (status < 200 or status == 204 or status == 304):
             if chunked:
                 parts.append(b"Transfer-Encoding: chunked\r\n")
@@ -222,8 +229,8 @@ class Response:
             parts.append(b"Connection: close\r\n")
         elif http10:
             parts.append(b"Connection: keep-alive\r\n")
-        if self.headers:
-            for name, value in self.headers.items_for_wire():
+        if headers:
+            for name, value in headers.items_for_wire():
                 if name.lower() not in _FRAMING_HEADERS:
                     parts.append(f"{name}: {value}\r\n".encode(_header_encoding(value)))
         if self.cookies:
@@ -236,6 +243,11 @@ class Response:
     def wants_close(self) -> bool:
         value = self.headers.get("connection")
         return value is not None and value.lower() == "close"
+
+
+@functools.lru_cache(maxsize=256)
+def _content_type_line(content_type: str) -> bytes:
+    return b"Content-Type: " + content_type.encode("latin-1") + b"\r\n"
 
 
 def _header_encoding(value: str) -> str:
