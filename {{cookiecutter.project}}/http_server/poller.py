@@ -36,13 +36,13 @@ class EpollPoller:
         except (OSError, ValueError):
             pass  # already gone: closing twice must be harmless
 
-    def wait(self, timeout: float) -> int | None:
-        """The file descriptor of one ready socket, or None after ``timeout`` seconds."""
+    def wait(self, timeout: float, most: int) -> list[int]:
+        """The descriptors of up to ``most`` ready sockets; empty after ``timeout`` seconds."""
         try:
-            events = self._epoll.poll(timeout, 1)
+            events = self._epoll.poll(timeout, most)
         except (OSError, ValueError):  # closed while we waited: the server is stopping
-            return None
-        return events[0][0] if events else None
+            return []
+        return [fd for fd, _ in events]
 
     def close(self) -> None:
         self._epoll.close()
@@ -81,12 +81,13 @@ class SelectorPoller:
         except (BlockingIOError, OSError):
             pass
 
-    def wait(self, timeout: float) -> int | None:
+    def wait(self, timeout: float, most: int) -> list[int]:
         if not self._lock.acquire(timeout=timeout):
-            return None
+            return []
         try:
             if self._closed:
-                return None
+                return []
+            ready = []
             for key, _ in self._selector.select(timeout):
                 if key.fd == self._wake_r:
                     try:
@@ -95,8 +96,10 @@ class SelectorPoller:
                         pass
                     continue
                 self.unregister(key.fd)  # one event per arming, like EPOLLONESHOT
-                return key.fd
-            return None
+                ready.append(key.fd)
+                if len(ready) == most:
+                    break
+            return ready
         finally:
             self._lock.release()
 

@@ -23,6 +23,7 @@ import errno
 import socket
 import threading
 import time
+from collections import deque
 
 from .accesslog import logger
 from .connection import Connection
@@ -35,6 +36,7 @@ BUSY = (  # what follows the status line and the Date header of the 503 answer
     b"503 Service Unavailable\n"
 )
 ACCEPTS_PER_EVENT = 64
+EVENTS_PER_WAIT = 16  # ready sockets taken from the poller in one call, shared via `ready`
 ACTIVE_THREADS = 2
 BLOCKED_AFTER = 0.01  # seconds on one event after which a thread counts as blocked
 
@@ -48,6 +50,7 @@ class WorkerPool:
         self.poller = make_poller()
         self.lock = threading.Lock()
         self.leader = threading.Lock()
+        self.ready: deque[int] = deque()  # reported ready, not yet taken by a thread
         self.base_slots = min(ACTIVE_THREADS, threads)
         self.slots = threading.Semaphore(self.base_slots)  # places to take events
         self.extra_slots = 0  # places added because threads were blocked
@@ -71,7 +74,6 @@ class WorkerPool:
     # -- the worker loop --------------------------------------------------
 
     def _work(self) -> None:
-        poller = self.poller
         leader = self.leader
         serving = self.serving
         me = threading.get_ident()
@@ -85,7 +87,7 @@ class WorkerPool:
                 # Leader/followers: one thread waits for the poller, the others
                 # wait for that thread, so an event wakes one thread, not all.
                 with leader:
-                    fd = poller.wait(1.0)
+                    fd = self._next_ready()
                 if fd is not None:
                     serving[me] = time.monotonic()
                     try:
@@ -94,6 +96,17 @@ class WorkerPool:
                         del serving[me]
                 if self.extra_slots and self._give_back_extra_slot():
                     break
+
+    def _next_ready(self) -> int | None:
+        """A ready socket: one already reported, or the first of a new batch (leader only)."""
+        ready = self.ready
+        if ready:
+            return ready.popleft()
+        fds = self.poller.wait(1.0, EVENTS_PER_WAIT)
+        if not fds:
+            return None
+        ready.extend(fds[1:])  # for the next free thread: one system call, many events
+        return fds[0]
 
     def _handle(self, fd: int) -> None:
         if fd == self.listener_fd:
