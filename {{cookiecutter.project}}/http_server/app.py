@@ -17,6 +17,7 @@ from .response import _REASONS, Response, _set_cookie_line
 from .url import Redirect, Router
 
 _loops = threading.local()
+_is_coroutine = inspect.iscoroutine
 
 
 def run_coroutine(coroutine):
@@ -61,7 +62,7 @@ class App:
     def _dispatch(self, request: Requests, response: Response) -> Response:
         for middleware in self.middlewares:
             result = middleware(request, response)
-            if inspect.iscoroutine(result):
+            if _is_coroutine(result):
                 result = run_coroutine(result)
             if isinstance(result, Redirect):
                 result.apply(response)
@@ -83,7 +84,7 @@ class App:
                 raise MethodNotAllowed(found)
             raise HTTPError(404)
         result = route.view(request, response, **found)
-        if inspect.iscoroutine(result):
+        if _is_coroutine(result):
             result = run_coroutine(result)
         if result is None:
             if not response.sent:
@@ -109,7 +110,7 @@ class App:
             try:
                 response.sent = False
                 result = handler(request, response, error)
-                if inspect.iscoroutine(result):
+                if _is_coroutine(result):
                     run_coroutine(result)
                 if response.sent:
                     # send()'s default status must not turn an error into a success.

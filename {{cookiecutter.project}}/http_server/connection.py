@@ -171,7 +171,8 @@ class Connection:
     def respond(self, request: Requests, keep_alive: bool) -> bool:
         """Run the app for one request and write its answer. True if the connection stays."""
         server = self.server
-        started = time.perf_counter()
+        logging = server.access_log.enabled
+        started = time.perf_counter() if logging else 0.0
         response = server.app.handle(request, Response(self.sock))
         keep_alive = keep_alive and not server.stopping and not response.wants_close
         http10 = request.version == "HTTP/1.0"
@@ -205,10 +206,9 @@ class Connection:
         finally:
             if response.file is not None:
                 response.file.close()
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
-            if server.access_log.enabled:
+            if stream is not None and hasattr(stream, "close"):
+                stream.close()
+            if logging:
                 server.access_log.log(self.remote, request, response.status, size,
                                       time.perf_counter() - started,
                                       response.headers.get("x-request-id"))

@@ -58,9 +58,15 @@ def date_line() -> bytes:
     return _date_cache[1]
 
 
+_CHECKED_NAMES: set[str] = set()  # header names already known to be tokens
+
+
 def check_header(name: str, value: str) -> None:
-    if not isinstance(name, str) or grammar.SAFE_HEADER_NAME.fullmatch(name) is None:
-        raise ValueError(f"invalid header name {name!r}")
+    if name not in _CHECKED_NAMES:
+        if not isinstance(name, str) or grammar.SAFE_HEADER_NAME.fullmatch(name) is None:
+            raise ValueError(f"invalid header name {name!r}")
+        if len(_CHECKED_NAMES) < 1024:  # a bound, since a view might use request data
+            _CHECKED_NAMES.add(name)
     if not isinstance(value, str) or grammar.SAFE_HEADER_VALUE.fullmatch(value) is None:
         raise ValueError(f"invalid characters in the value of header {name!r}")
 
