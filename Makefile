@@ -35,16 +35,16 @@ lint: $(VENV)/.installed ## ruff over the framework, hooks, tests and bench
 clean: ## remove the virtual environment and build output
 	rm -rf $(VENV) build .pytest_cache
 
-# `make docker-test`: tests/docker alone (also part of `make test`). Needs a Docker engine
-# with Compose v2, else the tests skip and say why; on a Debian machine without one,
-# `. .ci/docker-engine.sh` (as root) starts a private engine, as CI does.
-.PHONY: docker-test
-docker-test: $(VENV)/.installed ## build the images and run them in a real Docker engine
-	$(PY) -m pytest tests/docker -rs
-
 # `make bench`: ours against waitress, gunicorn, uvicorn and nginx (bench/README.md).
 # QUICK=1: one short run, for a smoke test (results in bench/.work/results/).
 .PHONY: bench
 bench: ## benchmark against the peers (installs wrk, nginx, bench/.venv; QUICK=1: short)
 	bash bench/install.sh
 	bench/.venv/bin/python bench/run.py $(if $(QUICK),--quick)
+
+# `make docker-test`: tests/docker alone (also part of `make test`). Needs a Docker engine
+# with Compose v2, else the tests skip and say why; on a Debian machine without one,
+# `. .ci/docker-engine.sh` (as root) starts a private engine, as CI does.
+.PHONY: docker-test
+docker-test: $(VENV)/.installed ## build the images and run them in a real Docker engine
+	$(PY) -m pytest tests/docker -rs
