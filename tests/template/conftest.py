@@ -6,8 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cookiecutter.main import cookiecutter
-from template_helpers import ROOT
+from template_helpers import ROOT, generate_project
 
 
 @pytest.fixture(scope="session")
@@ -32,13 +31,6 @@ def bake(tmp_path: Path, cookiecutter_config: str) -> Bake:
     def generate(template: Path = ROOT, output_dir: Path | None = None, **answers: object) -> Path:
         output = output_dir or tmp_path / f"out{next(counter)}"
         output.mkdir(parents=True, exist_ok=True)
-        project = cookiecutter(
-            str(template),
-            no_input=True,
-            extra_context=answers,
-            output_dir=str(output),
-            config_file=cookiecutter_config,
-        )
-        return Path(project)
+        return generate_project(output, cookiecutter_config, template, **answers)
 
     return generate

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from cookiecutter.main import cookiecutter
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = ROOT / "{{cookiecutter.project}}"
 FRAMEWORK_DIR = TEMPLATE_DIR / "http_server"
@@ -67,3 +69,17 @@ def copy_template(destination: Path) -> Path:
     shutil.copytree(ROOT / "hooks", destination / "hooks", ignore=ignore)
     shutil.copytree(TEMPLATE_DIR, destination / TEMPLATE_DIR.name, ignore=ignore)
     return destination
+
+
+def generate_project(
+    output: Path, config_file: str, template: Path = ROOT, **answers: object
+) -> Path:
+    """Run cookiecutter with these answers (no prompts) into ``output``; the project folder."""
+    project = cookiecutter(
+        str(template),
+        no_input=True,
+        extra_context=answers,
+        output_dir=str(output),
+        config_file=config_file,
+    )
+    return Path(project)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from http_server import config
-from template_helpers import BIN_DIR, FRAMEWORK_DIR, ROOT, copy_template
+from template_helpers import BIN_DIR, FRAMEWORK_DIR, ROOT, copy_template, generate_project
 
 CONTEXT = json.loads((ROOT / "cookiecutter.json").read_text())
 PROMPTS = {name: value for name, value in CONTEXT.items() if not name.startswith("_")}
@@ -95,18 +95,9 @@ def files_in(project: Path) -> set[str]:
 @pytest.fixture(scope="module", params=COMBINATIONS, ids=combination_id)
 def generated(request, tmp_path_factory, cookiecutter_config):
     """(answers, project folder) for one combination, generated once for this module."""
-    from cookiecutter.main import cookiecutter
-
     answers = request.param
     output = tmp_path_factory.mktemp("combination")
-    project = cookiecutter(
-        str(ROOT),
-        no_input=True,
-        extra_context=answers,
-        output_dir=str(output),
-        config_file=cookiecutter_config,
-    )
-    return answers, Path(project)
+    return answers, generate_project(output, cookiecutter_config, **answers)
 
 
 def test_the_combinations_cover_every_choice_and_flag():
