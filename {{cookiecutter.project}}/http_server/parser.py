@@ -145,6 +145,8 @@ class RequestParser:
 
     def _read_head(self):
         buf = self._buffer
+        if not buf:
+            return NEED_DATA  # the usual case after a request: nothing more has arrived
         # RFC 9112 section 2.2: ignore empty lines before the request line.
         while buf.startswith(b"\r\n"):
             del buf[:2]

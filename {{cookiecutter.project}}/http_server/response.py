@@ -222,7 +222,7 @@ class Response:
         """The status line and header section, framing included."""
         status = self.status
         parts = [status_line(status), date_line()]
-        headers = self.headers
+        headers = self.headers._values  # lower-case name -> value; read directly, it is hot
         if self.content_type is not None and status != 304 and "content-type" not in headers:
             parts.append(_content_type_line(self.content_type))
         if not (status < 200 or status == 204 or status == 304):
@@ -236,9 +236,12 @@ class Response:
         elif http10:
             parts.append(b"Connection: keep-alive\r\n")
         if headers:
-            for name, value in headers.items_for_wire():
-                if name.lower() not in _FRAMING_HEADERS:
-                    parts.append(f"{name}: {value}\r\n".encode(_header_encoding(value)))
+            names = self.headers._names
+            for lower, value in headers.items():
+                if lower not in _FRAMING_HEADERS:
+                    line = f"{names.get(lower, lower)}: {value}\r\n"
+                    encoding = "latin-1" if value.isascii() else _header_encoding(value)
+                    parts.append(line.encode(encoding))
         if self.cookies:
             for name, cookie in self.cookies.items():
                 parts.append(_set_cookie_line(name, cookie))
