@@ -50,6 +50,7 @@ class WebServer:
         self.mounts: list = []
         self.error_handlers: dict[int, Callable] = {}
         self.app = App(self.router, self.Middlewares, self.mounts, self.error_handlers)
+        # The access_log setting (a bool) becomes the logger it switches on or off.
         self.access_log = AccessLog(self.log_format, self.access_log)
         if self.media_root:
             self.fileServer(self.media_url, self.media_root)
