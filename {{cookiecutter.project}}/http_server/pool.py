@@ -26,15 +26,11 @@ import time
 from collections import deque
 
 from .accesslog import logger
+from .app import default_error_body
 from .connection import Connection
 from .poller import make_poller
-from .response import date_line, status_line
+from .response import Response
 
-BUSY = (  # what follows the status line and the Date header of the 503 answer
-    b"Content-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Length: 24\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-    b"503 Service Unavailable\n"
-)
 ACCEPTS_PER_EVENT = 64
 EVENTS_PER_WAIT = 16  # ready sockets taken from the poller in one call, shared via `ready`
 ACTIVE_THREADS = 2
@@ -182,7 +178,7 @@ class WorkerPool:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if len(self.connections) >= self.server.max_connections:
             try:
-                sock.send(status_line(503) + date_line() + BUSY)
+                sock.send(_busy_answer())
             except OSError:
                 pass
             sock.close()
@@ -241,3 +237,11 @@ class WorkerPool:
             except OSError:
                 pass
         self.poller.close()
+
+
+def _busy_answer() -> bytes:
+    """The 503 for a connection over ``max_connections``, built like every other answer."""
+    response = Response()
+    response.headers["Retry-After"] = "1"
+    response.send(default_error_body(503, None), 503, "text/plain; charset=utf-8")
+    return response.head_bytes(False, False, False) + response.body
