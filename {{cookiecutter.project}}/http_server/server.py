@@ -97,36 +97,25 @@ class WebServer:
     def bind(self) -> socket.socket:
         """Open the listening socket (``self.port`` becomes the real port if it was 0).
 
-        With several worker processes on Linux the socket only reserves the
-        port (SO_REUSEPORT, not listening): each worker then listens on a socket
-        of its own, and the kernel spreads new connections evenly among them.
+        With several worker processes, they all accept from this one socket,
+        which this process keeps open: connections waiting in its queue when a
+        worker dies are served by the others instead of being reset.
         """
         if self.socket is not None:
             return self.socket
-        sock = self._open_socket(listen=not self._uses_reuseport)
-        self.port = sock.getsockname()[1]
-        self.socket = sock
-        return sock
-
-    @property
-    def _uses_reuseport(self) -> bool:
-        return self.workers > 1 and hasattr(socket, "SO_REUSEPORT") and hasattr(os, "fork")
-
-    def _open_socket(self, listen: bool) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if self._uses_reuseport:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((self.host, self.port))
-            if listen:
-                sock.listen(1024)
+            sock.listen(1024)
         except OSError as error:
             sock.close()
             raise SystemExit(
                 f"error: cannot listen on {self.host}:{self.port}: {error.strerror or error}"
             ) from None
+        self.port = sock.getsockname()[1]
+        self.socket = sock
         return sock
 
     def run(self) -> None:
@@ -215,9 +204,6 @@ class WebServer:
                 os.set_blocking(self._wake_w, False)
                 for number in STOP_SIGNALS:
                     signal.signal(number, signal.SIG_DFL)
-                if self._uses_reuseport:
-                    sock.close()  # the parent's reservation; this worker listens on its own
-                    sock = self._open_socket(listen=True)
                 self.serve(sock)
             except BaseException:
                 logger.error("worker process failed", exc_info=True)
