@@ -1,8 +1,12 @@
-"""Refuse answers that would generate a broken service, before anything is written.
+"""Refuse answers that would generate a broken service, before any file is written.
 
-Cookiecutter renders this file with Jinja and runs it in the new project
-folder; a non-zero exit makes it delete that folder again. The answers arrive
-as one JSON document in a raw string, so no answer can break out into code.
+The rules here serve twice. ``local_extensions.py`` loads this file and applies
+``check_project`` and ``check_port`` right after those prompts, before any
+folder exists. Then cookiecutter renders this file with Jinja and runs it in
+the new, still empty project folder, which catches answers that skipped the
+prompts (a replay file); a non-zero exit makes cookiecutter delete the folder.
+The answers arrive as one JSON document in a raw string, so no answer can
+break out into code.
 Importing this module (the tests do) runs nothing: the logic is in functions.
 """
 

@@ -162,6 +162,7 @@ BAD_ANSWERS = [
     {"project": "tests"},
     {"project": "json"},
     {"project": "../escape"},
+    {"project": "a/b"},
     {"project_name": "Class"},
     {"project_name": "Main"},
     {"port": "0"},
@@ -180,36 +181,75 @@ def test_cookiecutter_refuses_a_bad_answer_and_writes_nothing(bake, tmp_path, an
     assert sorted(path.name for path in tmp_path.iterdir()) == ["output"]
 
 
-def test_a_project_with_a_slash_is_refused_but_leaves_an_empty_parent_folder(bake, tmp_path):
-    # Cookiecutter creates the project folder, parents included, before the
-    # pre-gen hook runs, and removes only the project folder when the hook
-    # fails: "a/b" leaves an empty "a". No file is written.
-    output = tmp_path / "output"
-    with pytest.raises(FailedHookException):
-        bake(output_dir=output, project="a/b")
-    assert [path.relative_to(output).as_posix() for path in output.rglob("*")] == ["a"]
-
-
-def test_the_cli_prints_the_hooks_one_line_reason(tmp_path, cookiecutter_config):
-    result = subprocess.run(
-        [
-            str(BIN_DIR / "cookiecutter"),
-            "--no-input",
-            "--config-file",
-            cookiecutter_config,
-            "--output-dir",
-            str(tmp_path),
-            str(ROOT),
-            "port=70000",
-        ],
+def run_cookiecutter_cli(
+    config: str, output: Path, *arguments: str, answers: str | None = None
+) -> subprocess.CompletedProcess:
+    """The real command line; ``answers`` are typed at its prompts, one per line."""
+    command = [str(BIN_DIR / "cookiecutter"), "--config-file", config, "--output-dir", str(output)]
+    if answers is None:
+        command.append("--no-input")
+    return subprocess.run(
+        [*command, str(ROOT), *arguments],
+        input=answers,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode != 0
-    reasons = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert reasons == ["error: port must be a whole number from 1 to 65535, got '70000'"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("port=70000", "error: port must be a whole number from 1 to 65535, got '70000'"),
+        (
+            "project=a/b",
+            "error: project 'a/b' must be a lower-case Python identifier: "
+            "a letter, then letters, digits or '_'",
+        ),
+    ],
+)
+def test_the_cli_refuses_a_bad_answer_with_one_line_and_writes_nothing(
+    tmp_path, cookiecutter_config, answer, reason
+):
+    result = run_cookiecutter_cli(cookiecutter_config, tmp_path, answer)
+    assert result.returncode == 1
+    # One line in all: no traceback from cookiecutter on either stream.
+    assert (result.stdout + result.stderr).splitlines() == [reason]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_project_typed_at_the_prompt_is_refused_before_the_next_question(
+    tmp_path, cookiecutter_config
+):
+    # Enter keeps the default project_name; then a bad project name.
+    result = run_cookiecutter_cli(cookiecutter_config, tmp_path, answers="\nMy-Service\n")
+    assert result.returncode == 1
+    assert result.stdout.rstrip().endswith(
+        "error: project 'My-Service' must be a lower-case Python identifier: "
+        "a letter, then letters, digits or '_'"
+    )
+    assert "[3/" not in result.stdout  # the description was never asked
+    assert "Traceback" not in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_pre_gen_hook_still_refuses_answers_that_skip_the_prompts(
+    bake, tmp_path, cookiecutter_config
+):
+    # A replay file's answers are not rendered through cookiecutter.json's checks.
+    from cookiecutter.main import cookiecutter
+
+    saved = json.loads((bake() / ".cookiecutter.json").read_text())
+    saved["cookiecutter"]["project"] = "class"
+    replay = tmp_path / "replay.json"
+    replay.write_text(json.dumps(saved))
+    output = tmp_path / "output"
+    output.mkdir()
+    with pytest.raises(FailedHookException):
+        cookiecutter(
+            str(ROOT), replay=str(replay), output_dir=str(output), config_file=cookiecutter_config
+        )
+    assert list(output.iterdir()) == []
 
 
 # -- post_gen_project --------------------------------------------------------------
