@@ -91,16 +91,18 @@ def test_in_flight_request_finishes_before_exit(tmp_path, number):
     assert 0.5 < exited < 3.0, f"exited {exited:.2f}s after the signal"
 
 
-def test_new_connections_are_refused_while_draining(tmp_path):
-    with ServerProcess(tmp_path) as server:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_new_connections_are_refused_while_draining(tmp_path, workers):
+    with ServerProcess(tmp_path, workers=workers, threads=2) as server:
         results: list = []
         mark = tmp_path / "view-started"
         thread = get_in_thread(f"{server.url}/slow?seconds=1&mark={mark}", results)
         wait_for_file(mark)
         server.signal(signal.SIGTERM)
         time.sleep(0.2)
-        with pytest.raises(requests.ConnectionError):
-            requests.get(server.url + "/hello", timeout=2)
+        # Refused outright: not accepted into a queue that nobody serves any more.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
         assert server.wait(10) == 0
         thread.join(10)
     assert results[0].status_code == 200

@@ -181,6 +181,9 @@ class WebServer:
             if self.stopping:
                 break
             self._reap(respawn_with=sock)
+        # Stopping: the socket stops accepting once the workers close their copies
+        # too, so new clients are refused at once instead of waiting in its queue.
+        sock.close()
         for pid in list(self._children):
             _signal_quietly(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.graceful_timeout + 1.0
@@ -192,7 +195,6 @@ class WebServer:
         while self._children:
             self._reap()
             time.sleep(0.01)
-        sock.close()
 
     def _spawn(self, sock: socket.socket, slot: int) -> None:
         pid = os.fork()
