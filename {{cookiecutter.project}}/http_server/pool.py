@@ -12,9 +12,11 @@ worker that just received an event for one never both own it.
 Only a few threads take events at once (``ACTIVE_THREADS``): on one core,
 more threads running Python only fight over the GIL, and the loser's
 requests wait (p99 of 150+ ms with 16 threads, 3 ms with 2). The rest are
-there for views that block: when every active thread has been busy with one
-event for longer than ``BLOCKED_AFTER``, the housekeeping thread lets one
-more take events, and the extra place is given back when that thread is done.
+there for views that block (a database, another service): a thread busy with
+one event for longer than ``BLOCKED_AFTER`` counts as blocked, and the
+housekeeping thread opens one more place for each, so that ``ACTIVE_THREADS``
+places are always held by threads that can take events. A thread gives its
+extra place back when it is done.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from .response import Response
 ACCEPTS_PER_EVENT = 64
 EVENTS_PER_WAIT = 16  # ready sockets taken from the poller in one call, shared via `ready`
 ACTIVE_THREADS = 2
-BLOCKED_AFTER = 0.01  # seconds on one event after which a thread counts as blocked
+BLOCKED_AFTER = 0.002  # seconds on one event after which a thread counts as blocked
 
 
 class WorkerPool:
@@ -130,12 +132,12 @@ class WorkerPool:
         return False
 
     def relieve_blocked(self) -> None:
-        """From housekeeping: if every place is held by a blocked thread, open one more."""
+        """From housekeeping: open a place for each blocked thread (up to ``threads``)."""
         now = time.monotonic()
         blocked = sum(1 for since in list(self.serving.values()) if now - since > BLOCKED_AFTER)
         with self.slot_lock:
-            places = self.base_slots + self.extra_slots
-            if blocked >= places and places < self.thread_count:
+            wanted = min(self.base_slots + blocked, self.thread_count)
+            while self.base_slots + self.extra_slots < wanted:
                 self.extra_slots += 1
                 self.slots.release()
 
