@@ -12,6 +12,8 @@ with wrk pinned to core 1, on 127.0.0.1. Workloads, each bounded in time:
   json-router       GET /users/42    a regex route with a path parameter, through one middleware
   post-echo-4k      POST /echo       4 KiB body echoed back (wrk Lua script)
   static-1mib       GET /static/...  a 1 MiB file: ours against nginx
+  blocking-50ms     GET /wait        a view that waits 50 ms (a database, another service),
+                                     15 connections: at most 300 requests/s, p99 at best 50 ms
   idle-5000         5,000 idle keep-alive connections held open (bench/idle.py): RSS of the
                     server and latency of a new client meanwhile
 
@@ -70,18 +72,23 @@ WORKLOADS = {
     "json-router": ("/users/42", [], []),
     "post-echo-4k": ("/echo", [], ["post", str(POST_BYTES)]),
     "static-1mib": ("/static/1mib.bin", [], []),
+    "blocking-50ms": ("/wait", [], []),
 }
+# Fewer connections than the 16 threads: every request can wait at once.
+WORKLOAD_CONNECTIONS = {"blocking-50ms": 15}
 WORKLOAD_LABELS = {
     "hello-keepalive": "hello, keep-alive",
     "hello-close": "hello, Connection: close",
     "json-router": "JSON /users/<id> + middleware",
     "post-echo-4k": "POST 4 KiB echo",
     "static-1mib": "static 1 MiB file",
+    "blocking-50ms": "view waiting 50 ms, 15 conns",
     "idle": "idle keep-alive connections held",
     "workers": "hello, keep-alive, not pinned",
     "workers-close": "hello, Connection: close, not pinned",
 }
-PYTHON_WORKLOADS = ["hello-keepalive", "hello-close", "json-router", "post-echo-4k"]
+PYTHON_WORKLOADS = ["hello-keepalive", "hello-close", "json-router", "post-echo-4k",
+                    "blocking-50ms"]
 
 
 # ----------------------------------------------------------------------------- servers
@@ -384,7 +391,8 @@ def measure_server(name: str, static_dir: Path, opts: argparse.Namespace, run: i
             try:
                 cpu0, t0 = tree_cpu_seconds(server.pid), time.monotonic()
                 res = run_wrk(server.url + path, opts.duration, wrk_args=wrk_args,
-                              lua_args=lua_args)
+                              lua_args=lua_args,
+                              connections=WORKLOAD_CONNECTIONS.get(w, CONNECTIONS))
                 cpu = tree_cpu_seconds(server.pid) - cpu0
                 wall = time.monotonic() - t0
                 row.update(rps=res["rps"], p99_ms=res["p99_ms"], p50_ms=res["p50_ms"],
@@ -742,7 +750,8 @@ def main(argv: list[str] | None = None) -> int:
     if not static_file.exists() or static_file.stat().st_size != STATIC_BYTES:
         static_file.write_bytes(os.urandom(STATIC_BYTES))
     expected = {"hello-keepalive": b"hello world !", "hello-close": b"hello world !",
-                "post-echo-4k": post_body(POST_BYTES), "static-1mib": static_file.read_bytes()}
+                "post-echo-4k": post_body(POST_BYTES), "static-1mib": static_file.read_bytes(),
+                "blocking-50ms": b"waited"}
 
     def log(msg: str) -> None:
         print(msg, flush=True)

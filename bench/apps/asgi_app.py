@@ -1,8 +1,21 @@
 """The tiny app (see tiny.py) as ASGI, for uvicorn (h11, and httptools + uvloop)."""
 
+import asyncio
 import os
 
-from tiny import ECHO_RE, HELLO, HELLO_RE, JSON, OCTETS, TEXT, USER_RE, user_json
+from tiny import (
+    ECHO_RE,
+    HELLO,
+    HELLO_RE,
+    JSON,
+    OCTETS,
+    TEXT,
+    USER_RE,
+    WAIT_RE,
+    WAIT_SECONDS,
+    WAITED,
+    user_json,
+)
 
 
 async def read_body(receive) -> bytes:
@@ -26,7 +39,12 @@ async def echo(receive):
     return OCTETS, await read_body(receive)
 
 
-ROUTES = [(HELLO_RE, hello), (USER_RE, user), (ECHO_RE, echo)]
+async def wait(receive):
+    await asyncio.sleep(WAIT_SECONDS)
+    return TEXT, WAITED
+
+
+ROUTES = [(HELLO_RE, hello), (USER_RE, user), (ECHO_RE, echo), (WAIT_RE, wait)]
 
 
 async def router(scope, receive, send):

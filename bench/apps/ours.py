@@ -7,6 +7,7 @@
 import argparse
 import os
 import sys
+import time
 from pathlib import Path as _FsPath
 
 HERE = _FsPath(__file__).resolve().parent
@@ -16,7 +17,7 @@ sys.path.insert(1, str(HERE))
 
 import http_server  # noqa: E402
 from http_server import Path, WebServer  # noqa: E402
-from tiny import OCTETS, user  # noqa: E402
+from tiny import OCTETS, WAIT_SECONDS, WAITED, user  # noqa: E402
 
 # Never measure anything but the template's own framework under the name "ours".
 _origin = _FsPath(http_server.__file__).resolve().parent
@@ -36,6 +37,11 @@ def echo(request, response):
     response.send(request.body, 200, OCTETS)
 
 
+def wait(request, response):
+    time.sleep(WAIT_SECONDS)
+    response.send(WAITED, 200, "text/plain; charset=utf-8")
+
+
 def pid_header(request, response):
     """The one middleware: X-Pid on every response."""
     response.headers["X-Pid"] = str(os.getpid())
@@ -46,6 +52,7 @@ urlpatterns = [
     Path(r"^/$", hello, name="hello"),
     Path(r"^/users/(?P<user_id>[0-9]+)$", user_view, name="user"),
     Path(r"^/echo$", echo, name="echo"),
+    Path(r"^/wait$", wait, name="wait"),
 ]
 
 

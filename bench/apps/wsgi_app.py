@@ -1,8 +1,21 @@
 """The tiny app (see tiny.py) as WSGI, for waitress and gunicorn."""
 
 import os
+import time
 
-from tiny import ECHO_RE, HELLO, HELLO_RE, JSON, OCTETS, TEXT, USER_RE, user_json
+from tiny import (
+    ECHO_RE,
+    HELLO,
+    HELLO_RE,
+    JSON,
+    OCTETS,
+    TEXT,
+    USER_RE,
+    WAIT_RE,
+    WAIT_SECONDS,
+    WAITED,
+    user_json,
+)
 
 
 def hello(environ):
@@ -18,7 +31,12 @@ def echo(environ):
     return OCTETS, environ["wsgi.input"].read(length)
 
 
-ROUTES = [(HELLO_RE, hello), (USER_RE, user), (ECHO_RE, echo)]
+def wait(environ):
+    time.sleep(WAIT_SECONDS)
+    return TEXT, WAITED
+
+
+ROUTES = [(HELLO_RE, hello), (USER_RE, user), (ECHO_RE, echo), (WAIT_RE, wait)]
 
 
 def router(environ, start_response):

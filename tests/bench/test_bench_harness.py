@@ -80,6 +80,7 @@ def call_asgi(method, path, body=b""):
     ("GET", "/", b""),
     ("GET", "/users/42", b""),
     ("POST", "/echo", POST_BODY),
+    ("GET", "/wait", b""),
 ])
 def test_peer_apps_answer_the_same_bytes_as_ours(method, path, body):
     client = TestClient(ours_server())
