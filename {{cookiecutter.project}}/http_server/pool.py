@@ -37,6 +37,12 @@ ACCEPTS_PER_EVENT = 64
 EVENTS_PER_WAIT = 16  # ready sockets taken from the poller in one call, shared via `ready`
 ACTIVE_THREADS = 2
 BLOCKED_AFTER = 0.002  # seconds on one event after which a thread counts as blocked
+# How often housekeeping looks for blocked threads: every BLOCKED_CHECK while
+# threads serve, every IDLE_CHECK once none has for QUIET_AFTER (an idle server
+# stays near 0% CPU); then the first thread to serve again wakes it at once.
+BLOCKED_CHECK = 0.001
+IDLE_CHECK = 0.02
+QUIET_AFTER = 0.05
 
 
 class WorkerPool:
@@ -54,6 +60,8 @@ class WorkerPool:
         self.extra_slots = 0  # places added because threads were blocked
         self.slot_lock = threading.Lock()
         self.serving: dict[int, float] = {}  # thread ident -> when it took its event
+        self.busy_until = 0.0  # housekeeping checks every BLOCKED_CHECK until then
+        self.dozing = False  # housekeeping checks rarely: the next thread to serve wakes it
         self.connections: dict[int, Connection] = {}
         self.running = False
         self.accepting = False
@@ -88,6 +96,9 @@ class WorkerPool:
                     fd = self._next_ready()
                 if fd is not None:
                     serving[me] = time.monotonic()
+                    if self.dozing:
+                        self.dozing = False
+                        self.server.wake_housekeeping()
                     try:
                         self._handle(fd)
                     finally:
@@ -130,6 +141,19 @@ class WorkerPool:
                 self.extra_slots -= 1
                 return True
         return False
+
+    def housekeeping_interval(self) -> float:
+        """From housekeeping: how long it may wait before calling relieve_blocked again."""
+        now = time.monotonic()
+        if self.serving:
+            self.busy_until = now + QUIET_AFTER
+        if now < self.busy_until:
+            return BLOCKED_CHECK
+        self.dozing = True
+        if self.serving:  # a thread began to serve before it could see `dozing`
+            self.dozing = False
+            return BLOCKED_CHECK
+        return IDLE_CHECK
 
     def relieve_blocked(self) -> None:
         """From housekeeping: open a place for each blocked thread (up to ``threads``)."""

@@ -28,10 +28,6 @@ from .pool import WorkerPool
 from .url import Path, Router
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-# How often housekeeping looks for blocked worker threads: often while some
-# thread is serving, rarely when none is (an idle server stays near 0% CPU).
-BLOCKED_CHECK = 0.001
-IDLE_CHECK = 0.02
 SWEEP_INTERVAL = 0.25  # how often it closes connections past their deadline
 
 
@@ -140,8 +136,8 @@ class WebServer:
         try:
             next_sweep = 0.0
             while not self.stopping:
-                check = BLOCKED_CHECK if self.pool.serving else IDLE_CHECK
-                ready, _, _ = select.select([self._wake_r], [], [], check)
+                wait = self.pool.housekeeping_interval()
+                ready, _, _ = select.select([self._wake_r], [], [], wait)
                 if ready:
                     os.read(self._wake_r, 1024)
                 self.pool.relieve_blocked()
@@ -162,6 +158,10 @@ class WebServer:
 
     def _request_stop(self, *_signal) -> None:
         self.stopping = True
+        self.wake_housekeeping()
+
+    def wake_housekeeping(self) -> None:
+        """Interrupt the main thread's wait (safe from a signal handler)."""
         try:
             os.write(self._wake_w, b"x")
         except OSError:

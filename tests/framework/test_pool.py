@@ -1,0 +1,98 @@
+"""The worker pool's places for blocked threads, and how often housekeeping looks for them.
+
+These drive a real WorkerPool (on a real listening socket, its threads not started)
+through the calls the main thread makes, with the table of serving threads filled in
+by hand: the rule is arithmetic on that table, and a live server could only show it
+through timing.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from http_server import WebServer
+from http_server import pool as pool_module
+from http_server.pool import WorkerPool
+
+
+@pytest.fixture
+def make_pool():
+    made = []
+
+    def make(threads: int) -> WorkerPool:
+        server = WebServer(host="127.0.0.1", port=0, route=[], threads=threads, access_log=False)
+        sock = server.bind()
+        pool = WorkerPool(server, sock, threads)
+        made.append((pool, sock))
+        return pool
+
+    yield make
+    for pool, sock in made:
+        pool.poller.close()
+        sock.close()
+
+
+def serving_since(pool: WorkerPool, ages: list[float]) -> None:
+    now = time.monotonic()
+    pool.serving.update({ident: now - age for ident, age in enumerate(ages)})
+
+
+def places(pool: WorkerPool) -> int:
+    return pool.base_slots + pool.extra_slots
+
+
+def test_no_place_is_added_while_no_thread_is_blocked(make_pool):
+    pool = make_pool(threads=16)
+    serving_since(pool, [0.0, 0.0])
+    pool.relieve_blocked()
+    assert places(pool) == pool_module.ACTIVE_THREADS
+
+
+def test_a_place_is_added_for_every_blocked_thread_at_once(make_pool):
+    pool = make_pool(threads=16)
+    blocked = pool_module.BLOCKED_AFTER * 5
+    serving_since(pool, [blocked, blocked, blocked, 0.0])
+    pool.relieve_blocked()
+    # Three blocked threads: two places are still left for threads that can take events.
+    assert places(pool) == pool_module.ACTIVE_THREADS + 3
+    pool.relieve_blocked()  # the same threads, still blocked: nothing more
+    assert places(pool) == pool_module.ACTIVE_THREADS + 3
+
+
+def test_places_never_exceed_the_threads(make_pool):
+    pool = make_pool(threads=4)
+    serving_since(pool, [1.0] * 4)
+    pool.relieve_blocked()
+    assert places(pool) == 4
+
+
+def test_a_done_thread_gives_its_extra_place_back(make_pool):
+    pool = make_pool(threads=16)
+    serving_since(pool, [1.0, 1.0])
+    pool.relieve_blocked()
+    assert pool._give_back_extra_slot() and pool._give_back_extra_slot()
+    assert not pool._give_back_extra_slot()
+    assert places(pool) == pool_module.ACTIVE_THREADS
+
+
+def test_housekeeping_checks_often_while_serving_and_rarely_once_quiet(make_pool):
+    pool = make_pool(threads=16)
+    serving_since(pool, [0.0])
+    assert pool.housekeeping_interval() == pool_module.BLOCKED_CHECK
+    assert not pool.dozing
+    pool.serving.clear()
+    # Just after the last request: still often, a burst may follow.
+    assert pool.housekeeping_interval() == pool_module.BLOCKED_CHECK
+    pool.busy_until = time.monotonic() - 1  # quiet for longer than QUIET_AFTER
+    assert pool.housekeeping_interval() == pool_module.IDLE_CHECK
+    assert pool.dozing  # so the next thread to take an event wakes housekeeping
+
+
+def test_a_thread_that_begins_to_serve_is_seen_even_while_dozing(make_pool):
+    pool = make_pool(threads=16)
+    pool.busy_until = time.monotonic() - 1
+    serving_since(pool, [0.0])
+    assert pool.housekeeping_interval() == pool_module.BLOCKED_CHECK
+    assert not pool.dozing
