@@ -320,6 +320,68 @@ VALID = [
              body=(b"1;x=" + b"e" * 4092).ljust(MAX_CHUNK_LINE) + b"\r\nZ\r\n0\r\n\r\n"),
         Parsed("POST", "/", headers=(H, ("transfer-encoding", "chunked")), body=b"Z"),
     ),
+    # ---- hostile input that must still be understood (issue 14)
+    good(
+        "origin-form-every-pchar",  # RFC 3986 3.3: pchar, sub-delims, ":" and "@" in a path
+        http("GET /a:b@c;d=e,f!$&'()*+~._-/%41%2f HTTP/1.1", HOST),
+        Parsed("GET", "/a:b@c;d=e,f!$&'()*+~._-/%41%2f", headers=(H,)),
+    ),
+    good(
+        "expect-empty-is-ignored",  # RFC 9110 5.6.1.2: empty list elements do not count
+        http("GET / HTTP/1.1", HOST, "Expect:"),
+        Parsed("GET", "/", headers=(H, ("expect", ""))),
+    ),
+    good(
+        "expect-only-whitespace-is-ignored",
+        http("GET / HTTP/1.1", HOST, "Expect:  \t "),
+        Parsed("GET", "/", headers=(H, ("expect", ""))),
+    ),
+    good(
+        "repeated-content-type-with-the-same-value",
+        http("POST / HTTP/1.1", HOST, "Content-Type: text/plain", "Content-Type: text/plain",
+             "Content-Length: 2", body=b"hi"),
+        Parsed("POST", "/", headers=(H, ("content-type", "text/plain"),
+                                     ("content-type", "text/plain"), ("content-length", "2")),
+               body=b"hi"),
+    ),
+    good(
+        "content-length-lookalike-name-is-not-framing",  # "_" is a tchar: another field
+        http("GET / HTTP/1.1", HOST, "Content_Length: 5"),
+        Parsed("GET", "/", headers=(H, ("content_length", "5"))),
+    ),
+    good(
+        "transfer-encoding-chunked-tab-padded-and-upper-case",
+        http("POST / HTTP/1.1", HOST, "Transfer-Encoding:\tCHUNKED\t", body=chunked(b"hi")),
+        Parsed("POST", "/", headers=(H, ("transfer-encoding", "CHUNKED")), body=b"hi"),
+    ),
+    good(
+        "chunk-extension-after-bws",  # RFC 9112 7.1.1: BWS before the ";"
+        http("POST / HTTP/1.1", HOST, "Transfer-Encoding: chunked",
+             body=b"5 \t;a\r\nhello\r\n0\r\n\r\n"),
+        Parsed("POST", "/", headers=(H, ("transfer-encoding", "chunked")), body=b"hello"),
+    ),
+    good(
+        "get-with-a-content-length-body",
+        http("GET / HTTP/1.1", HOST, "Content-Length: 4", body=b"abcd"),
+        Parsed("GET", "/", headers=(H, ("content-length", "4")), body=b"abcd"),
+    ),
+    good(
+        "host-ipv6-literal-with-port",
+        http("GET / HTTP/1.1", "Host: [::1]:8080"),
+        Parsed("GET", "/", headers=(("host", "[::1]:8080"),)),
+    ),
+    good(
+        "empty-chunked-body-then-a-request",  # the smuggled-request shape, framed properly
+        http("POST / HTTP/1.1", HOST, "Transfer-Encoding: chunked", body=b"0\r\n\r\n")
+        + http("GET /admin HTTP/1.1", HOST),
+        Parsed("POST", "/", headers=(H, ("transfer-encoding", "chunked"))),
+        Parsed("GET", "/admin", headers=(H,)),
+    ),
+    good(
+        "four-empty-lines-before-a-request",
+        b"\r\n" * 4 + http("GET / HTTP/1.1", HOST),
+        Parsed("GET", "/", headers=(H,)),
+    ),
 ]
 
 # --------------------------------------------------------------------------- invalid corpus
@@ -352,7 +414,8 @@ INVALID = [
     bad("absolute-form-bad-scheme", http("GET ftp://example.com/x HTTP/1.1", HOST), 400),
     bad("absolute-form-missing-authority", http("GET http:///x HTTP/1.1", HOST), 400),
     bad("absolute-form-empty-after-scheme", http("GET http:// HTTP/1.1", HOST), 400),
-    bad("authority-form-connect", http("CONNECT example.com:443 HTTP/1.1", HOST), 400),
+    # RFC 9110 9.3.6 / 15.6.2: a well-formed CONNECT this server does not implement.
+    bad("authority-form-connect", http("CONNECT example.com:443 HTTP/1.1", HOST), 501),
     bad("empty-request-line-then-header", b"\r\nHost: x\r\n\r\n", 400),
     # ---- line endings (RFC 9112 section 2.2): bare LF fails fast, before any CRLFCRLF
     bad("bare-lf-after-request-line", b"GET / HTTP/1.1\nHost: a\n", 400),
@@ -561,4 +624,86 @@ INVALID = [
     # ---- an error in a pipelined request after a good one
     bad("second-pipelined-request-malformed",
         http("GET /1 HTTP/1.1", HOST) + http("GET /2 HTTP/1.1", HOST, "X : y"), 400),
+    # ---- hostile input (issue 14): each item's cases
+    # item 3: a bare LF in a head that is also refused for another reason; the bare LF is
+    # what a byte-by-byte reader sees first, so it must win however the bytes arrive.
+    bad("unsupported-version-and-bare-lf-empty-line", b"GET / HTTP/2.0\r\n\n\r\n\r\n", 400),
+    bad("unsupported-version-and-bare-lf-in-a-header",
+        b"GET / HTTP/3.0\r\nHost: a\nX: b\r\n\r\n", 400),
+    bad("bare-lf-before-an-overlong-request-line",
+        b"GET /\n" + b"a" * 100 + b" HTTP/1.1\r\n\r\n", 400, {"max_request_line": 64}),
+    bad("overlong-request-line-before-a-bare-lf",
+        b"GET /" + b"a" * 100 + b"\n HTTP/1.1\r\n\r\n", 414, {"max_request_line": 64}),
+    bad("bare-lf-before-too-many-headers",
+        http("GET / HTTP/1.1", "Host: a\n", "A: 1", "B: 2", "C: 3"), 400,
+        {"max_header_count": 3}),
+    # item 4: CONNECT is refused (RFC 9110 9.3.6), authority-form is for CONNECT alone
+    bad("connect-origin-form-empty-host", b"CONNECT / HTTP/1.1\r\nHost:\r\n\r\n", 400),
+    bad("connect-absolute-form", http("CONNECT http://example.com/ HTTP/1.1", HOST), 400),
+    bad("connect-asterisk", http("CONNECT * HTTP/1.1", HOST), 400),
+    bad("authority-form-with-get", http("GET example.com:443 HTTP/1.1", HOST), 400),
+    bad("authority-form-with-options", http("OPTIONS example.com:443 HTTP/1.1", HOST), 400),
+    # item 5: empty lines before a request are bounded
+    bad("many-empty-lines-before-a-request",
+        b"\r\n" * 1000 + http("GET / HTTP/1.1", HOST), 400),
+    bad("empty-lines-alone-forever", b"\r\n" * 40000, 400),
+    # item 6: whitespace in a chunk line only around an extension (RFC 9112 7.1, 7.1.1)
+    *[
+        bad(f"chunk-line-{name}",
+            http("POST / HTTP/1.1", HOST, "Transfer-Encoding: chunked", body=body), 400)
+        for name, body in [
+            ("space-after-size", b"a \r\n0123456789\r\n0\r\n\r\n"),
+            ("tab-after-size", b"5\t\r\nhello\r\n0\r\n\r\n"),
+            ("space-after-last-chunk-size", b"0 \r\n\r\n"),
+            ("space-after-extension", b"5;a=b \r\nhello\r\n0\r\n\r\n"),
+            ("bare-lf-in-quoted-extension", b'2;a="\n"\r\nhi\r\n0\r\n\r\n'),
+        ]
+    ],
+    # item 8: characters RFC 3986 never allows in a path or query, and userinfo
+    *[
+        bad(f"target-with-{name}", http(f"GET {target} HTTP/1.1", HOST), 400)
+        for name, target in [
+            ("quote-in-path", '/a"b'),
+            ("backslash-in-path", "/a\\b"),
+            ("braces-in-path", "/a{b}"),
+            ("angle-brackets-in-path", "/<script>"),
+            ("quote-in-query", '/a?q="x"'),
+            ("fragment", "/a#b"),
+            ("userinfo-in-absolute-form", "http://user:pass@example.com/"),
+            ("user-in-absolute-form", "http://user@example.com/"),
+            ("fragment-in-absolute-form", "http://example.com/a#b"),
+        ]
+    ],
+    # item 9: two readers, two Content-Types
+    bad("content-type-twice-with-different-values",
+        http("POST / HTTP/1.1", HOST, "Content-Type: text/plain",
+             "Content-Type: application/json", "Content-Length: 2", body=b"{}"), 400),
+    # item 10: a path whose percent-decoded form has a control character, or a broken "%"
+    *[
+        bad(f"path-with-{name}", http(f"GET {target} HTTP/1.1", HOST), 400)
+        for name, target in [
+            ("encoded-lf", "/admin%0a"),
+            ("encoded-cr-upper-case", "/admin%0D"),
+            ("encoded-nul", "/a%00b"),
+            ("encoded-del", "/a%7Fb"),
+            ("encoded-escape", "/a%1bb"),
+            ("percent-not-hex", "/a%zz"),
+            ("truncated-percent", "/a%4"),
+        ]
+    ],
+    # item 11: an Expect list with a real element besides the empty ones still counts
+    bad("expect-unknown-among-empty-elements",
+        http("GET / HTTP/1.1", HOST, "Expect: , 200-ok ,"), 417),
+    # framing fields with a character h11 and this parser refuse alike
+    bad("transfer-encoding-with-vertical-tab",
+        http("POST / HTTP/1.1", HOST, "Transfer-Encoding: \x0bchunked", body=chunked(b"hi")),
+        400),
+    bad("content-length-with-vertical-tab",
+        http("POST / HTTP/1.1", HOST, "Content-Length: \x0b2", body=b"hi"), 400),
+    bad("transfer-encoding-empty-coding-then-chunked",
+        http("POST / HTTP/1.1", HOST, "Transfer-Encoding: ,chunked", body=chunked(b"hi")), 400),
+    bad("chunk-size-overflowing-64-bits",
+        http("POST / HTTP/1.1", HOST, "Transfer-Encoding: chunked",
+             body=b"1" + b"0" * 16 + b"2\r\nhi\r\n0\r\n\r\n"), 400),
+    bad("http09-request-line", b"GET /\r\n\r\n", 400),
 ]
