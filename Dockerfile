@@ -28,6 +28,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
+    MALLOC_ARENA_MAX=2 \
     HOST=0.0.0.0 \
     PORT=8080
 
@@ -36,11 +37,17 @@ WORKDIR /app
 COPY --from=render /service/requirements.txt .
 RUN python -m pip install --no-cache-dir -r requirements.txt
 
-RUN groupadd --gid 10001 app \
-    && useradd --uid 10001 --gid app --no-log-init --no-create-home --home-dir /app app
+ARG APP_UID=10001
+ARG APP_GID=10001
+RUN if [ "$APP_UID" = 0 ] || [ "$APP_GID" = 0 ]; then \
+        echo "APP_UID and APP_GID must not be 0: the server never runs as root" >&2; exit 1; \
+    fi \
+    && groupadd --non-unique --gid "$APP_GID" app \
+    && useradd --non-unique --uid "$APP_UID" --gid "$APP_GID" --no-log-init \
+        --no-create-home --home-dir /app app
 COPY --from=render /service/ .
-RUN mkdir -p media && chown -R app:app media
-USER 10001:10001
+RUN mkdir -p media && chown -R "$APP_UID:$APP_GID" media
+USER ${APP_UID}:${APP_GID}
 
 EXPOSE 8080
 

@@ -4,12 +4,14 @@ root demo's Dockerfile kept in step with the generated one."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from docker_helpers import ROOT, compose_problem, generate_service, run
 
 
@@ -70,26 +72,26 @@ def test_compose_healthcheck_is_the_dockerfiles(generated):
     assert test == ["CMD", *command]
 
 
-def compose_config(compose_file: Path) -> dict:
+def compose_config(compose_file: Path, environ: dict[str, str] | None = None) -> dict:
+    """`docker compose config` as JSON; ``environ`` is added to the shell's environment."""
     problem = compose_problem()
     if problem:
         pytest.skip(f"`docker compose config` needs Compose v2: {problem}")
-    out = run(["docker", "compose", "-f", str(compose_file), "config", "--format", "json"])
+    out = run(
+        ["docker", "compose", "-f", str(compose_file), "config", "--format", "json"],
+        env={**os.environ, **(environ or {})},
+    )
     return json.loads(out.stdout)
 
 
-@pytest.mark.parametrize("with_env_file", [True, False])
-def test_generated_compose_file(generated, tmp_path, with_env_file):
+def test_generated_compose_file(generated, tmp_path):
     project = tmp_path / "service"
     shutil.copytree(generated, project)
-    env_file = project / ".env"
-    if with_env_file:
-        env_file.write_text("PORT=9123\n")
-    else:
-        env_file.unlink(missing_ok=True)  # optional: a missing .env is not an error
+    (project / ".env").unlink(missing_ok=True)  # optional: a missing .env is not an error
 
     (service,) = compose_config(project / "docker-compose.yml")["services"].values()
     assert service["build"]["context"] == str(project)
+    assert service["build"]["args"] == {"APP_UID": "10001", "APP_GID": "10001"}
     assert service["init"] is True
     assert service["restart"] == "unless-stopped"
     assert service["environment"]["HOST"] == "0.0.0.0"
@@ -97,12 +99,38 @@ def test_generated_compose_file(generated, tmp_path, with_env_file):
     assert [(v["source"], v["target"]) for v in service["volumes"]] == [
         (str(project / "media"), "/app/media")
     ]
-    port = "9123" if with_env_file else "8080"
+    # A missing media folder is an error, not one the engine creates owned by root
+    # (`compose config` leaves a false create_host_path out: read the file itself).
+    compose = yaml.safe_load((project / "docker-compose.yml").read_text())
+    assert compose["services"]["app"]["volumes"][0]["bind"]["create_host_path"] is False
+
+
+@pytest.mark.parametrize(
+    ("env_file", "shell", "port"),
+    [
+        ("", {}, "8080"),
+        ("PORT=9123\n", {}, "9123"),
+        ("", {"PORT": "9000"}, "9000"),  # `PORT=9000 docker compose up`
+        ("PORT=9123\n", {"PORT": "9000"}, "9000"),  # the shell wins over .env
+    ],
+)
+def test_one_port_for_the_mapping_and_the_server(generated, tmp_path, env_file, shell, port):
+    """Both sides of the mapping and the container's PORT (where the server and its health
+    check listen) come from the same place."""
+    project = tmp_path / "service"
+    shutil.copytree(generated, project)
+    (project / ".env").write_text(env_file)
+    (service,) = compose_config(project / "docker-compose.yml", shell)["services"].values()
     assert [(p["published"], p["target"]) for p in service["ports"]] == [(port, int(port))]
-    if with_env_file:
-        assert service["environment"]["PORT"] == "9123"  # env_file reached the service
-    else:
-        assert "PORT" not in service["environment"]
+    assert service["environment"]["PORT"] == port
+
+
+def test_env_file_sets_the_user_the_image_is_built_for(generated, tmp_path):
+    project = tmp_path / "service"
+    shutil.copytree(generated, project)
+    (project / ".env").write_text("APP_UID=1000\nAPP_GID=1001\n")
+    (service,) = compose_config(project / "docker-compose.yml")["services"].values()
+    assert service["build"]["args"] == {"APP_UID": "1000", "APP_GID": "1001"}
 
 
 def test_root_compose_file():
