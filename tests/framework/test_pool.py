@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from http_server import WebServer
 from http_server import pool as pool_module
 from http_server.pool import WorkerPool
