@@ -5,42 +5,107 @@
 
     with LiveServer(server) as live:
         assert requests.get(live.url + "/").status_code == 200
+
+``TestClient`` behaves like a ``requests.Session`` pointed at ``http://testserver``:
+the query in the path and ``params=`` are merged, every ``Set-Cookie`` shows in
+``response.headers``, and cookies the app sets are kept in ``client.cookies`` (an
+``http.cookiejar`` jar, the one ``requests`` uses) and sent back on later requests.
 """
 
 from __future__ import annotations
 
+import copy
 import json as json_module
+import re
+import string
 import threading
-from urllib.parse import urlencode
+import urllib.request
+from collections.abc import Iterable, Mapping
+from http import cookiejar
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from .request import Headers, Requests
 from .response import Response
 
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 30  # as requests
+
+# What requests leaves unescaped when it re-quotes a URL (requests.utils.requote_uri):
+# reserved characters and '%', so escapes already in the path are kept as they are.
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+
+
+class HTTPStatusError(Exception):
+    """Raised by ``TestResponse.raise_for_status`` for a 4xx or 5xx answer."""
+
+    def __init__(self, message: str, response: TestResponse) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+class ResponseCookies(dict):
+    """The cookies one response set, name -> value, each with the attributes it was sent with.
+
+    Every ``Set-Cookie`` is here, deletions (``Max-Age=0``) and cookies for
+    another domain included: it says what the app sent, not what a jar keeps.
+    """
+
+    def __init__(self, set_cookie_values: Iterable[str]) -> None:
+        super().__init__()
+        self._attributes: dict[str, dict[str, str | bool]] = {}
+        for set_cookie in set_cookie_values:
+            name_value, *attributes = set_cookie.split(";")
+            name, _, value = name_value.partition("=")
+            name = name.strip()
+            self[name] = value.strip()
+            self._attributes[name] = _parse_attributes(attributes)
+
+    def attributes(self, name: str) -> dict[str, str | bool]:
+        """``{"path": "/", "max-age": "0", "secure": True, ...}``: lower-case names."""
+        return self._attributes[name]
+
+
+def _parse_attributes(attributes: list[str]) -> dict[str, str | bool]:
+    parsed: dict[str, str | bool] = {}
+    for attribute in attributes:
+        name, equals, value = attribute.partition("=")
+        name = name.strip().lower()
+        if name:
+            parsed[name] = value.strip() if equals else True
+    return parsed
+
 
 class TestResponse:
+    """What a ``requests.Response`` offers a test, for an answer made in-process."""
+
     __test__ = False  # not a pytest test class
 
-    def __init__(self, response: Response, head_only: bool) -> None:
-        self.status_code = response.status
+    def __init__(self, response: Response, url: str, head_only: bool) -> None:
+        self.url = url
+        self.history: list[TestResponse] = []
+        # The header section exactly as the server writes it, so that framing headers
+        # (Content-Length, Transfer-Encoding) and Set-Cookie lines are the live ones.
+        chunked = response.stream_body is not None and not head_only
+        head = response.head_bytes(not response.wants_close, False, chunked)
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        _, status, self.reason = status_line.split(" ", 2)
+        self.status_code = int(status)
         self.headers = Headers()
-        if response.content_type is not None:
-            self.headers["Content-Type"] = response.content_type
-        for name, value in response.headers.items_for_wire():
-            self.headers[name] = value
-        self.cookies = {name: str(cookie) for name, cookie in response.cookies.items()}
-        if head_only:
-            self.content = b""
-        elif response.file is not None:
-            self.content = response.file.read_all()
-        elif response.stream_body is not None:
-            self.content = b"".join(
-                item.encode("utf-8") if isinstance(item, str) else item
-                for item in response.stream_body
-            )
-        else:
-            self.content = response.body
-        if response.file is not None:
-            response.file.close()
+        self.raw_cookies: list[str] = []  # each Set-Cookie value, in the order sent
+        for line in lines:
+            if not line:
+                continue
+            name, _, value = line.partition(": ")
+            if name.lower() == "set-cookie":
+                self.raw_cookies.append(value)
+            if name in self.headers:  # repeated fields read as one, joined like requests does
+                self.headers[name] += ", " + value
+            else:
+                self.headers[name] = value
+        self.cookies = ResponseCookies(self.raw_cookies)
+        self.content = _body(response, head_only)
 
     @property
     def text(self) -> str:
@@ -49,41 +114,251 @@ class TestResponse:
     def json(self):
         return json_module.loads(self.content)
 
+    @property
+    def ok(self) -> bool:
+        return self.status_code < 400
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status_code in REDIRECT_STATUSES and "Location" in self.headers
+
+    def raise_for_status(self) -> None:
+        if 400 <= self.status_code < 600:
+            kind = "Client" if self.status_code < 500 else "Server"
+            raise HTTPStatusError(
+                f"{self.status_code} {kind} Error: {self.reason} for url: {self.url}", self)
+
     def __repr__(self) -> str:
         return f"<TestResponse {self.status_code}>"
 
 
+def _body(response: Response, head_only: bool) -> bytes:
+    try:
+        if head_only:
+            return b""
+        if response.file is not None:
+            return response.file.read_all()
+        if response.stream_body is not None:
+            return b"".join(item.encode("utf-8") if isinstance(item, str) else item
+                            for item in response.stream_body)
+        return response.body
+    finally:
+        if response.file is not None:
+            response.file.close()
+        if hasattr(response.stream_body, "close"):  # as the connection does, even after HEAD
+            response.stream_body.close()
+
+
+class _CookiePolicy(cookiejar.DefaultCookiePolicy):
+    """The standard rules, but a cookie with ``Domain=`` the host goes back to a host
+    without a dot (``testserver``), which http.cookiejar compares as ``testserver.local``."""
+
+    def return_ok_domain(self, cookie: cookiejar.Cookie, request) -> bool:
+        if cookie.domain.lstrip(".") == cookiejar.eff_request_host(request)[0]:
+            return True
+        return super().return_ok_domain(cookie, request)
+
+
+class CookieJar(cookiejar.CookieJar):
+    """The client's cookies: the rules of ``http.cookiejar`` (as in ``requests``: expiry,
+    deletion, Path, Domain and Secure), plus the name -> value calls of a dict."""
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(_CookiePolicy())
+        self.domain = domain  # of cookies set by hand: the client's host, as the app's are
+
+    def set(self, name: str, value: str, path: str = "/") -> None:
+        """Set a cookie for the client's host, replacing the app's cookie of that name and path."""
+        self.set_cookie(cookiejar.Cookie(
+            version=0, name=name, value=value, port=None, port_specified=False,
+            domain=self.domain, domain_specified=False, domain_initial_dot=False,
+            path=path, path_specified=True, secure=False, expires=None, discard=True,
+            comment=None, comment_url=None, rest={}))
+
+    def get(self, name: str, default=None, path: str | None = None):
+        """The value of the cookie ``name`` (at ``path`` if given), or ``default``."""
+        found = [cookie for cookie in self
+                 if cookie.name == name and (path is None or cookie.path == path)]
+        if len(found) > 1:
+            places = ", ".join(f"{cookie.domain}{cookie.path}" for cookie in found)
+            raise ValueError(f"several cookies are named {name!r} ({places}): pass path=")
+        return found[0].value if found else default
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self.set(name, value)
+
+    def __delitem__(self, name: str) -> None:
+        found = [cookie for cookie in self if cookie.name == name]
+        if not found:
+            raise KeyError(name)
+        for cookie in found:
+            self.clear(cookie.domain, cookie.path, cookie.name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(cookie.name == name for cookie in self)
+
+    def keys(self) -> list[str]:
+        return [cookie.name for cookie in self]
+
+    def values(self) -> list[str]:
+        return [cookie.value for cookie in self]
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(cookie.name, cookie.value) for cookie in self]
+
+    def get_dict(self) -> dict[str, str]:
+        return dict(self.items())
+
+    def update(self, cookies: Mapping[str, str] | cookiejar.CookieJar) -> None:
+        if isinstance(cookies, cookiejar.CookieJar):
+            for cookie in cookies:
+                self.set_cookie(copy.copy(cookie))
+        else:
+            for name, value in cookies.items():
+                self.set(name, value)
+
+
+class _SetCookieSource:
+    """What ``CookieJar.extract_cookies`` reads a response through: ``info().get_all``."""
+
+    def __init__(self, set_cookie_values: list[str]) -> None:
+        self.set_cookie_values = set_cookie_values
+
+    def info(self) -> _SetCookieSource:
+        return self
+
+    def get_all(self, name: str, default=None):
+        if name.lower() == "set-cookie" and self.set_cookie_values:
+            return self.set_cookie_values
+        return default
+
+
 class TestClient:
-    """Calls the server's dispatcher (middleware, static files, routes, errors) without a socket."""
+    """Calls the server's dispatcher (middleware, static files, routes, errors) without a socket,
+    the way a ``requests.Session`` would call it over one.
+
+    Unlike requests, redirects are not followed unless ``follow_redirects=True``
+    (here or per request), so a test sees the 3xx itself.
+    """
 
     __test__ = False
 
-    def __init__(self, server) -> None:
+    def __init__(self, server, base_url: str = "http://testserver",
+                 follow_redirects: bool = False) -> None:
         self.server = server
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/"):
+            raise ValueError(f"base_url must be http:// or https:// and a host, not {base_url!r}")
+        self.base_url = f"{parts.scheme}://{parts.netloc}"
+        self.follow_redirects = follow_redirects
+        self.headers = Headers()  # sent with every request; a request's own headers win
+        self._domain = cookiejar.eff_request_host(urllib.request.Request(self.base_url))[1]
+        self._cookies = CookieJar(self._domain)
 
-    def request(self, method: str, path: str, *, params: dict | None = None,
-                headers: dict | None = None, cookies: dict | None = None,
-                data: bytes | str | dict | None = None, json=None) -> TestResponse:
-        target = path + ("?" + urlencode(params, doseq=True) if params else "")
-        request_headers = Headers({"Host": "testserver"})
-        body = b""
-        if json is not None:
-            body = json_module.dumps(json).encode("utf-8")
-            request_headers["Content-Type"] = "application/json"
-        elif isinstance(data, dict):
-            body = urlencode(data, doseq=True).encode("utf-8")
-            request_headers["Content-Type"] = "application/x-www-form-urlencoded"
-        elif data is not None:
-            body = data.encode("utf-8") if isinstance(data, str) else data
-        if body:
+    @property
+    def cookies(self) -> CookieJar:
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Mapping[str, str] | cookiejar.CookieJar) -> None:
+        jar = CookieJar(self._domain)
+        jar.update(cookies)
+        self._cookies = jar
+
+    def request(self, method: str, path: str, *, params=None,
+                headers: Mapping[str, str | None] | None = None,
+                cookies: Mapping[str, str] | None = None,
+                data: bytes | str | Mapping | None = None, json=None,
+                follow_redirects: bool | None = None,
+                allow_redirects: bool | None = None) -> TestResponse:
+        """One request, like ``requests.Session.request``; ``allow_redirects`` is
+        requests' name for ``follow_redirects``."""
+        method = method.upper()
+        url = self._url(path, params)
+        body, content_type = _encode_body(data, json)
+        request_headers = Headers()
+        for given in (self.headers, headers or {}):
+            for name, value in given.items():
+                if value is None:  # as in requests: None takes a client header out
+                    request_headers.pop(name, None)
+                else:
+                    request_headers[name] = str(value)
+        if content_type and "content-type" not in request_headers:
+            request_headers["Content-Type"] = content_type
+        if body and "content-length" not in request_headers:
             request_headers["Content-Length"] = str(len(body))
-        if cookies:
-            request_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-        for name, value in (headers or {}).items():
-            request_headers[name] = value
-        request = Requests(method.upper(), target, "HTTP/1.1", request_headers, body, "127.0.0.1")
-        response = self.server.app.handle(request, Response())
-        return TestResponse(response, head_only=method.upper() == "HEAD")
+        if follow_redirects is None:
+            follow_redirects = allow_redirects
+        if follow_redirects is None:
+            follow_redirects = self.follow_redirects
+        cookies = dict(cookies or {})
+        history: list[TestResponse] = []
+        while True:
+            response = self._send(method, url, body, request_headers, cookies)
+            if not (follow_redirects and response.is_redirect):
+                break
+            if len(history) == MAX_REDIRECTS:
+                raise RuntimeError(f"more than {MAX_REDIRECTS} redirects, the last to {url}")
+            history.append(response)
+            url = self._url(urljoin(url, response.headers["Location"]), None)
+            method = _method_after_redirect(method, response.status_code)
+            if response.status_code not in (307, 308):  # only these keep the body
+                body = b""
+                for name in ("Content-Type", "Content-Length", "Transfer-Encoding"):
+                    request_headers.pop(name, None)
+        response.history = history
+        return response
+
+    def _url(self, path: str, params) -> str:
+        """``path`` (with its query) and ``params`` as one URL, escaped like requests does."""
+        parts = urlsplit(path)
+        if parts.scheme or parts.netloc:
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if origin != self.base_url:
+                raise ValueError(f"the test client only reaches {self.base_url}, not {origin}")
+        query = parts.query
+        extra = _encode_params(params)
+        if extra:
+            query = f"{query}&{extra}" if query else extra
+        target = _requote(parts.path or "/")
+        if query:
+            target += "?" + _requote(query)
+        return self.base_url + target
+
+    def _send(self, method: str, url: str, body: bytes, headers: Headers,
+              cookies: dict[str, str]) -> TestResponse:
+        """One request to the app, with the jar's cookies; the answer's cookies go to the jar."""
+        request_headers = Headers({"Host": urlsplit(url).netloc})
+        cookie_header = self._cookie_header(url, cookies)
+        if cookie_header:
+            request_headers["Cookie"] = cookie_header
+        request_headers.update(headers)  # a Host or Cookie given by the test wins
+        target = url[len(self.base_url):]
+        request = Requests(method, target, "HTTP/1.1", request_headers, body, "127.0.0.1")
+        response = TestResponse(self.server.app.handle(request, Response()), url,
+                                head_only=method == "HEAD")
+        if response.raw_cookies:
+            self._cookies.extract_cookies(_SetCookieSource(response.raw_cookies),
+                                          urllib.request.Request(url))
+        return response
+
+    def _cookie_header(self, url: str, cookies: dict[str, str]) -> str:
+        """The jar's cookies for ``url`` with this request's own ``cookies=`` first: they win
+        over the jar's of the same name (requests sends both, the jar's first)."""
+        probe = urllib.request.Request(url)
+        self._cookies.add_cookie_header(probe)
+        pairs = [f"{name}={value}" for name, value in cookies.items()]
+        from_jar = probe.get_header("Cookie")
+        if from_jar:
+            pairs += [pair for pair in from_jar.split("; ")
+                      if pair.partition("=")[0] not in cookies]
+        return "; ".join(pairs)
 
     def get(self, path: str, **kwargs) -> TestResponse:
         return self.request("GET", path, **kwargs)
@@ -105,6 +380,65 @@ class TestClient:
 
     def delete(self, path: str, **kwargs) -> TestResponse:
         return self.request("DELETE", path, **kwargs)
+
+
+def _requote(text: str) -> str:
+    """Escape a path or query as urllib3 and requests do. If every '%' starts an escape,
+    the escapes stay (upper case, or decoded if they stand for an unreserved character);
+    otherwise the text is taken as unescaped and every '%' becomes %25."""
+    if text.count("%") == len(_ESCAPE.findall(text)):
+        text = _ESCAPE.sub(_normalise_escape, text)
+    else:
+        text = text.replace("%", "%25")
+    return quote(text, safe=_URL_SAFE)
+
+
+def _normalise_escape(escape: re.Match) -> str:
+    char = chr(int(escape.group(1), 16))
+    return char if char in _UNRESERVED else escape.group(0).upper()
+
+
+def _encode_params(params) -> str:
+    """``params=`` or a form ``data=`` as requests encodes them: a dict or a list of pairs,
+    a list value as repeated keys, ``None`` values left out; a string as it is."""
+    if not params:
+        return ""
+    if isinstance(params, bytes):
+        return params.decode("ascii")
+    if isinstance(params, str):
+        return params
+    pairs = params.items() if isinstance(params, Mapping) else params
+    encoded = []
+    for name, values in pairs:
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            values = [values]
+        encoded.extend((name, value) for value in values if value is not None)
+    return urlencode(encoded)
+
+
+def _encode_body(data, json) -> tuple[bytes, str | None]:
+    """The body and its Content-Type: JSON, a form from a mapping or pairs, or bytes as given."""
+    if json is not None:
+        return json_module.dumps(json).encode("utf-8"), "application/json"
+    if isinstance(data, str):
+        return data.encode("utf-8"), None
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data), None
+    if data:
+        return _encode_params(data).encode("ascii"), "application/x-www-form-urlencoded"
+    return b"", None
+
+
+def _method_after_redirect(method: str, status: int) -> str:
+    """requests' rule (Session.rebuild_method): 303, and 302 except for HEAD, become GET;
+    so does a POST answered with 301."""
+    if status == 303 and method != "HEAD":
+        return "GET"
+    if status == 302 and method != "HEAD":
+        return "GET"
+    if status == 301 and method == "POST":
+        return "GET"
+    return method
 
 
 class LiveServer:
