@@ -323,6 +323,15 @@ def test_client_cookies_can_be_set_read_and_deleted_by_name(client):
     assert client.get("/echo").json()["cookie"] == "only=this"
 
 
+def test_a_jar_can_be_handed_to_another_client(server, client):
+    client.get("/login")
+    other = TestClient(server)
+    other.cookies = client.cookies
+    assert other.get("/echo").json()["cookie"] == "session=s1; theme=dark; host_domain=1"
+    other.get("/logout")
+    assert "session" in client.cookies  # a copy: the first client keeps its own
+
+
 def test_a_name_used_at_two_paths_is_read_with_path(client):
     client.get("/login")
     client.cookies.set("scoped", "root", path="/")
@@ -378,6 +387,7 @@ def test_redirects_are_not_followed_unless_asked(server):
     client = TestClient(server)
     response = client.post("/redirect?status=302")
     assert response.status_code == 302 and response.headers["Location"] == "/echo"
+    assert response.is_redirect and response.history == []
     assert client.post("/redirect?status=302", follow_redirects=True).status_code == 200
     assert client.post("/redirect?status=302", allow_redirects=True).status_code == 200
     following = TestClient(server, follow_redirects=True)

@@ -432,9 +432,7 @@ def _encode_body(data, json) -> tuple[bytes, str | None]:
 def _method_after_redirect(method: str, status: int) -> str:
     """requests' rule (Session.rebuild_method): 303, and 302 except for HEAD, become GET;
     so does a POST answered with 301."""
-    if status == 303 and method != "HEAD":
-        return "GET"
-    if status == 302 and method != "HEAD":
+    if status in (302, 303) and method != "HEAD":
         return "GET"
     if status == 301 and method == "POST":
         return "GET"
