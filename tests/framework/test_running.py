@@ -480,9 +480,10 @@ def test_access_log_json_one_object_per_line(tmp_path):
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_access_log_escapes_client_supplied_bytes(tmp_path, log_format):
     with ServerProcess(tmp_path, log_format=log_format) as server:
-        # obs-text, a quote and a backslash are legal in a header value and reach the view
+        # obs-text, a quote and a backslash are legal in a header value and reach the view;
+        # a backslash is legal in a query (a quote is not: RFC 3986, refused with 400)
         answer = raw_request(server.port, (
-            b'GET /hello?q="x"\\ HTTP/1.1\r\nHost: t\r\n'
+            b'GET /hello?q=x\\ HTTP/1.1\r\nHost: t\r\n'
             b'User-Agent: odd\xff\xfe "quoted" back\\slash\r\nConnection: close\r\n\r\n'
         ))
         assert answer.startswith(b"HTTP/1.1 200 ")
@@ -499,11 +500,11 @@ def test_access_log_escapes_client_supplied_bytes(tmp_path, log_format):
     if log_format == "text":
         match = TEXT_LINE.match(lines[0])
         assert match, lines[0]
-        assert match["target"] == '/hello?q=\\"x\\"\\\\'
+        assert match["target"] == '/hello?q=x\\\\'
         assert match["agent"] == 'odd\\xff\\xfe \\"quoted\\" back\\\\slash'
     else:
         record = json.loads(lines[0])
-        assert record["target"] == '/hello?q="x"\\'
+        assert record["target"] == '/hello?q=x\\'
         assert record["user_agent"] == 'odd\xff\xfe "quoted" back\\slash'
 
 

@@ -11,9 +11,9 @@ import threading
 from collections.abc import Callable
 
 from .accesslog import logger
-from .errors import HTTPError
-from .request import Requests
-from .response import _REASONS, Response, _set_cookie_line
+from .errors import HTTPError, ProtocolError
+from .request import Headers, Requests
+from .response import Response, set_cookie_line
 from .url import Redirect, Router
 
 _loops = threading.local()
@@ -26,6 +26,10 @@ def run_coroutine(coroutine):
     if loop is None:
         loop = _loops.loop = asyncio.new_event_loop()
     return loop.run_until_complete(coroutine)
+
+
+# What ``OPTIONS *`` answers: the methods this server dispatches to views.
+SERVER_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
 class MethodNotAllowed(HTTPError):
@@ -46,11 +50,15 @@ class App:
 
     def handle(self, request: Requests, response: Response) -> Response:
         """Run the request through middleware and view; never raises."""
+        if request.target == "*":  # OPTIONS * asks about the server, not a resource
+            response.headers["Allow"] = SERVER_METHODS
+            response.send(b"", 200, None)
+            return response
         try:
             response = self._dispatch(request, response)
             if response.cookies:
                 for name, cookie in response.cookies.items():
-                    _set_cookie_line(name, cookie)  # raises ValueError on a bad cookie
+                    set_cookie_line(name, cookie)  # raises ValueError on a bad cookie
         except HTTPError as error:
             self.render_error(request, response, error.status, error)
         except Exception as error:
@@ -119,12 +127,22 @@ class App:
                     return
             except Exception:
                 logger.error("error in the %d handler", status, exc_info=True)
-        response.send(default_error_body(status, error), status, "text/plain; charset=utf-8")
+        response.send_error(status, error)
 
+    def protocol_error_response(self, error: ProtocolError, method: str | None,
+                                remote: str | None) -> Response:
+        """The answer to a request that could not be read, from the error handlers too.
 
-def default_error_body(status: int, error: BaseException | None) -> str:
-    """A short, generic text: the message of an HTTPError, never a traceback."""
-    reason = _REASONS.get(status, "Error")
-    if isinstance(error, HTTPError) and error.message and status < 500:
-        return f"{status} {reason}: {error.message}\n"
-    return f"{status} {reason}\n"
+        The handler sees a request with the method (when it could be read) and no
+        path, headers or body. Whatever it does, the status stays an error and the
+        connection closes: the byte stream can no longer be trusted.
+        """
+        request = Requests(method or "", "", "HTTP/1.1", Headers(), b"", remote)
+        response = Response()
+        self.render_error(request, response, error.status, error)
+        if response.status < 400:
+            response.status = error.status
+        if response.file is not None or response.stream_body is not None:
+            response.send_error(error.status, error)  # written at once, or not at all
+        response.cookies.clear()
+        return response

@@ -19,14 +19,17 @@ import socket
 import time
 from collections import deque
 
-from .app import default_error_body
 from .errors import ProtocolError, RequestTimeout
 from .parser import NEED_DATA, RequestHead, RequestParser
 from .request import Headers, Requests
-from .response import FileBody, Response
+from .response import FileBody, Response, has_body
 
 READ_SIZE = 65536
 SEND_TIMEOUT = 30.0  # a client that reads nothing for this long loses its connection
+# After refusing a malformed request, how long (and how much) the connection reads and
+# discards what the client still sends, waiting in the poller, before it closes.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1 << 20
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 SENDFILE_BLOCK = 1 << 24
 MSG_MORE = getattr(socket, "MSG_MORE", 0)
@@ -53,7 +56,8 @@ class ConnectionClosed(Exception):
 class Connection:
     __slots__ = (
         "sock", "fd", "remote", "server", "parser", "head", "expect_pending",
-        "deadline", "head_started", "parked", "out", "closing",
+        "deadline", "head_started", "parked", "out", "closing", "linger", "lingering",
+        "answered",
     )
 
     def __init__(self, sock, remote: str, server) -> None:
@@ -72,6 +76,9 @@ class Connection:
         self.parked = False
         self.out: deque = deque()  # bytes, memoryviews and FileBody slices not yet sent
         self.closing = False  # close once the queued output is sent
+        self.linger = False  # when closing, read the client out first (after an error)
+        self.lingering = 0  # bytes still to discard while lingering; 0: not lingering
+        self.answered = False  # an answer was completed during this serve()
 
     @property
     def wants_write(self) -> bool:
@@ -84,10 +91,15 @@ class Connection:
         sock = self.sock
         parser = self.parser
         try:
-            if self.out and not self.flush():
-                return self._park_for_write()
+            if self.lingering:
+                return self._discard_input()
+            self.answered = False
+            if self.out:
+                if not self.flush():
+                    return self._park_for_write()
+                self.answered = True
             if self.closing:
-                return self.close()
+                return self._close_or_linger()
             # Requests that arrived pipelined while earlier answers were queued.
             if parser.in_request and not self._answer_ready_requests():
                 return self._finish()
@@ -108,6 +120,9 @@ class Connection:
         if self.out:
             return self._park_for_write()
         self._set_deadline()
+        if parser.in_request and self.deadline <= time.monotonic():
+            # The head's time ran out while its bytes trickled in: no sweep needed.
+            return self._refuse(RequestTimeout("request not received in time"))
         return True
 
     def _finish(self) -> bool:
@@ -115,7 +130,45 @@ class Connection:
         self.closing = True
         if self.out:
             return self._park_for_write()
-        return self.close()
+        return self._close_or_linger()
+
+    def _refuse(self, error: ProtocolError) -> bool:
+        """Answer a request that cannot be served, then close (reading the client out first)."""
+        self.send_error(error)
+        self.linger = True
+        return self._finish()
+
+    def _close_or_linger(self) -> bool:
+        """Close; after an error, first stop sending and read what the client still sends.
+
+        Closing with unread input makes the kernel send a reset, which can destroy
+        the answer before the client reads it (RFC 9112 section 9.6). The reading is
+        done in the poller, a read per event: no thread waits for a client that sends
+        nothing more.
+        """
+        if not self.linger:
+            return self.close()
+        self.linger = False
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return self.close()
+        self.lingering = LINGER_BYTES
+        self.deadline = time.monotonic() + LINGER_SECONDS
+        return self._discard_input()
+
+    def _discard_input(self) -> bool:
+        """Read and drop what has arrived; close at the end of input or past the budget."""
+        try:
+            while True:
+                data = self.sock.recv(READ_SIZE)
+                if not data or len(data) >= self.lingering:
+                    return self.close()
+                self.lingering -= len(data)
+        except BlockingIOError:
+            return True  # park: more may come until the deadline
+        except OSError:
+            return self.close()
 
     def _park_for_write(self) -> bool:
         self.deadline = time.monotonic() + SEND_TIMEOUT
@@ -132,9 +185,10 @@ class Connection:
             if self.head_started is None:
                 self.head_started = now
             self.deadline = self.head_started + server.header_timeout
-        else:
+        elif self.answered or not self.parser.empty_lines:
             self.head_started = None
             self.deadline = now + server.keep_alive_timeout
+        # else only empty lines came: ignored, they make the connection no less idle.
 
     def _answer_ready_requests(self) -> bool:
         """Dispatch the complete requests in the buffer. False: close the connection."""
@@ -143,8 +197,8 @@ class Connection:
             try:
                 event = parser.next_event()
             except ProtocolError as error:
-                self.send_error(error.status, error)
-                self.drain_before_close()
+                self.send_error(error)
+                self.linger = True
                 return False
             if event is NEED_DATA:
                 if self.expect_pending and parser.awaiting_body:
@@ -162,6 +216,7 @@ class Connection:
             request = Requests(head.method, head.target, head.version,
                                Headers.from_wire(head.headers), event.data, self.remote)
             request.trailers = event.trailers
+            self.answered = True
             if not self.respond(request, head.keep_alive):
                 return False
         return True
@@ -176,16 +231,15 @@ class Connection:
         response = server.app.handle(request, Response(self.sock))
         keep_alive = keep_alive and not server.stopping and not response.wants_close
         http10 = request.version == "HTTP/1.0"
-        head_only = request.method == "HEAD"
         stream = response.stream_body
-        chunked = stream is not None and not http10 and not head_only
+        chunked = stream is not None and not http10 and request.method != "HEAD"
         if stream is not None and http10:
             keep_alive = False  # the end of the body is the end of the connection
         file = response.file
         size = 0
         try:
-            head = response.head_bytes(keep_alive, http10, chunked)
-            if head_only or response.status in (204, 304) or response.status < 200:
+            head = response.head_bytes(keep_alive=keep_alive, http10=http10, chunked=chunked)
+            if not has_body(request.method, response.status):
                 self.write(head)
             elif file is not None:
                 self.write(head, more=True)
@@ -313,45 +367,42 @@ class Connection:
             if not wait_for(self.sock, select.POLLOUT, timeout):
                 raise ConnectionClosed("client stopped reading")
 
-    def send_error(self, status: int, error: BaseException | None = None) -> None:
-        """Answer a request we could not parse; the caller closes the connection."""
-        response = Response()
-        response.send(default_error_body(status, error), status, "text/plain; charset=utf-8")
+    def send_error(self, error: ProtocolError) -> None:
+        """Answer a request that could not be read, through the app's error handlers.
+
+        Never waits: what the socket does not take at once is queued like any answer.
+        The caller closes the connection.
+        """
+        method = self.parser.method
+        response = self.server.app.protocol_error_response(error, method, self.remote)
+        head = response.head_bytes(keep_alive=False)
         try:
-            self._send_blocking(response.head_bytes(False, False, False) + response.body, 1.0)
+            if has_body(method, response.status):
+                self.write(head + response.body)
+            else:
+                self.write(head)
         except ConnectionClosed:
             pass
         if self.server.access_log.enabled:
-            self.server.access_log.log(self.remote, None, status, len(response.body), 0.0)
-
-    def drain_before_close(self, seconds: float = 0.5, limit: int = 1 << 20) -> None:
-        """Read what the client is still sending before closing, for a short while.
-
-        Closing with unread data makes the kernel send a reset, and the client
-        could lose the error answer we just wrote (RFC 9112 section 9.6).
-        """
-        sock = self.sock
-        try:
-            sock.shutdown(socket.SHUT_WR)
-            deadline = time.monotonic() + seconds
-            while limit > 0:
-                left = deadline - time.monotonic()
-                if left <= 0 or not wait_for(sock, select.POLLIN, left):
-                    break
-                data = sock.recv(READ_SIZE)
-                if not data:
-                    break
-                limit -= len(data)
-        except OSError:
-            pass
+            self.server.access_log.log(self.remote, None, response.status, len(response.body),
+                                       0.0)
 
     # -- ending -----------------------------------------------------------
 
     def expire(self) -> None:
         """The deadline passed while the connection waited in the poller."""
-        if self.parser.in_request and not self.out:
-            self.send_error(RequestTimeout.status, RequestTimeout("request not received in time"))
+        if self.parser.in_request and not self.out and not self.lingering:
+            self.send_error(RequestTimeout("request not received in time"))
         self.close()
+
+    def has_input(self) -> bool:
+        """Whether the client sent something not yet read (or closed): it is not idle."""
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK) is not None
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True  # reading will tell, and close it
 
     def close(self) -> bool:
         self.server.pool.forget(self)

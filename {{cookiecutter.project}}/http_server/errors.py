@@ -62,5 +62,11 @@ class NotImplementedCoding(ProtocolError):
     status = 501
 
 
+class MethodNotImplemented(ProtocolError):
+    """CONNECT: a method this server does not implement (RFC 9110 section 9.3.6)."""
+
+    status = 501
+
+
 class VersionNotSupported(ProtocolError):
     status = 505

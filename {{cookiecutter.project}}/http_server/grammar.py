@@ -12,6 +12,8 @@ TOKEN = re.compile(TCHAR + rb"+")
 
 # method SP request-target SP HTTP-version; the target is visible ASCII only.
 REQUEST_LINE = re.compile(rb"(" + TCHAR + rb"+) ([\x21-\x7e]+) (HTTP/[0-9]\.[0-9])")
+# The method at the start of a request line, to know a HEAD that is refused before it is parsed.
+METHOD_PREFIX = re.compile(rb"(" + TCHAR + rb"+) ")
 # Anything that looks like a version, to tell 505 (well-formed, unsupported) from 400.
 HTTP_VERSION = re.compile(rb"HTTP/([0-9])\.([0-9])")
 
@@ -21,6 +23,20 @@ _VCHAR = rb"[\x21-\x7e\x80-\xff]"
 FIELD_LINE = re.compile(
     rb"(" + TCHAR + rb"+):[ \t]*(" + _VCHAR + rb"(?:[ \t]*" + _VCHAR + rb")*)?[ \t]*"
 )
+
+# origin-form = absolute-path [ "?" query ] (RFC 9112 section 3.2.1, RFC 3986 section 3.3):
+# pchar = unreserved / pct-encoded / sub-delims / ":" / "@". The query also takes the
+# characters browsers send there unencoded ([ ] { } | \\ ^ `, WHATWG URL's query set), but
+# never a quote, angle brackets or a control character.
+_PATH_CHARS = rb"A-Za-z0-9\-._~!$&'()*+,;=:@%/"
+ORIGIN_FORM = re.compile(rb"/[" + _PATH_CHARS + rb"]*(?:\?[" + _PATH_CHARS + rb"?\[\]{}|\\^`]*)?")
+# In the path, "%" must start a pct-encoded octet.
+BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+# A percent-encoded control character (%00-%1F, %7F) in the path: refused, so that no route
+# pattern's "$" can match before a decoded newline (Python's "$" matches before a final "\n").
+ENCODED_CONTROL = re.compile(rb"%(?:[01][0-9A-Fa-f]|7[Ff])")
+# authority-form = uri-host ":" port (RFC 9112 section 3.2.3), only for CONNECT.
+AUTHORITY_FORM = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+):[0-9]+")
 
 CONTENT_LENGTH = re.compile(rb"[0-9]{1,18}")
 
@@ -32,8 +48,10 @@ HOST = re.compile(
 CHUNK_SIZE_DIGITS = 16
 # chunk = chunk-size [ chunk-ext ] CRLF; chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] )
 _QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+# Whitespace is allowed only around a chunk extension's ";" and "=" (RFC 9112 section 7.1):
+# never straight after the size, never at the end of the line.
 CHUNK_LINE = re.compile(
-    rb"([0-9A-Fa-f]{1,%d})((?:[ \t]*;[ \t]*%s+(?:[ \t]*=[ \t]*(?:%s+|%s))?)*)[ \t]*"
+    rb"([0-9A-Fa-f]{1,%d})((?:[ \t]*;[ \t]*%s+(?:[ \t]*=[ \t]*(?:%s+|%s))?)*)"
     % (CHUNK_SIZE_DIGITS, TCHAR, TCHAR, _QUOTED_STRING)
 )
 

@@ -18,6 +18,7 @@ from .errors import (
     BadRequest,
     ExpectationFailed,
     HeaderFieldsTooLarge,
+    MethodNotImplemented,
     NotImplementedCoding,
     PayloadTooLarge,
     ProtocolError,
@@ -37,6 +38,9 @@ _BROKEN = 5
 _NO_BODY = 6  # head done, an empty RequestBody is the next event
 
 MAX_CHUNK_LINE = 4096
+# Empty lines a client may send before a request line (RFC 9112 section 2.2 asks a server
+# to ignore at least one); more, and it is holding the connection open with nothing.
+MAX_EMPTY_LINES = 4
 
 # Fields that must not be sent in a trailer section (RFC 9110 section 6.5.1):
 # framing, routing, request modifiers and authentication.
@@ -109,6 +113,10 @@ class RequestParser:
         self._body = bytearray()
         self._trailers: list[tuple[str, str]] = []
         self._trailer_size = 0
+        self._empty_lines = 0  # empty lines seen before the current request line
+        # The method of the request being read, once known, also when it is refused:
+        # an answer to HEAD never has a body, not even an error's (RFC 9110 9.3.2).
+        self.method: str | None = None
 
     # -- public -----------------------------------------------------------
 
@@ -119,6 +127,11 @@ class RequestParser:
     def in_request(self) -> bool:
         """True when part of a request has arrived but not all of it."""
         return self._state not in (_HEAD, _NO_BODY) or bool(self._buffer)
+
+    @property
+    def empty_lines(self) -> int:
+        """Empty lines received since the last request head (ignored, but counted)."""
+        return self._empty_lines
 
     @property
     def awaiting_body(self) -> bool:
@@ -147,23 +160,25 @@ class RequestParser:
         buf = self._buffer
         if not buf:
             return NEED_DATA  # the usual case after a request: nothing more has arrived
-        # RFC 9112 section 2.2: ignore empty lines before the request line.
+        self.method = None
+        # RFC 9112 section 2.2: ignore empty lines before the request line, a few of
+        # them: a client must not hold the connection open with empty lines alone.
         while buf.startswith(b"\r\n"):
             del buf[:2]
+            self._empty_lines += 1
+            if self._empty_lines > MAX_EMPTY_LINES:
+                raise BadRequest("too many empty lines before the request")
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             self._check_incomplete_head()
             return NEED_DATA
-        # The same checks, in the same order, as for an incomplete head: the
-        # answer must not depend on how the bytes were split.
-        line_end = buf.find(b"\r\n")
-        if line_end > self.max_request_line:
-            raise URITooLong("request line too long")
-        if end + 4 > self.max_header_size:
-            raise HeaderFieldsTooLarge("header section too large")
+        # The same checks as for an incomplete head, and the same one wins (the one
+        # earliest in the stream): the answer must not depend on how the bytes were split.
+        self._raise_earliest_violation(end + 4)
         head = bytes(buf[:end])
         del buf[: end + 4]
         self._scanned = 0
+        self._empty_lines = 0
         lines = head.split(b"\r\n")
         request_line = lines[0]
         if len(lines) - 1 > self.max_header_count:
@@ -181,27 +196,44 @@ class RequestParser:
         return self._framing(method, target, version, headers)
 
     def _check_incomplete_head(self) -> None:
+        """Refuse, before the head is complete, a head that can only be refused when it is."""
         buf = self._buffer
-        first_line_end = buf.find(b"\r\n")
-        # "+ 1": a line of exactly the limit may be waiting for the LF after its CR.
-        if first_line_end < 0 and len(buf) > self.max_request_line + 1:
-            raise URITooLong("request line too long")
-        if first_line_end > self.max_request_line:
-            raise URITooLong("request line too long")
-        if len(buf) > self.max_header_size:
-            raise HeaderFieldsTooLarge("header section too large")
-        # Fail fast on a bare LF instead of waiting for a CRLFCRLF that never comes.
-        start = max(self._scanned, 1)
-        position = buf.find(b"\n", start - 1)
+        self._raise_earliest_violation(len(buf), complete=False)
+        self._scanned = len(buf)
+
+    def _raise_earliest_violation(self, size: int, complete: bool = True) -> None:
+        """Of a bare LF, an overlong request line and an oversized head, raise the earliest.
+
+        ``size`` bytes of the buffer belong to this head (all of it while incomplete).
+        Each violation has a position in the stream; raising the one with the lowest
+        makes the answer the same however the bytes are split, since a prefix that
+        shows a violation already shows every one before it.
+        """
+        buf = self._buffer
+        found: list[tuple[int, ProtocolError]] = []
+        limit = self.max_request_line
+        line_end = buf.find(b"\r\n", 0, size)
+        # While incomplete, a line of exactly the limit may be waiting for the LF after its CR.
+        if line_end > limit or (line_end < 0 and not complete and len(buf) > limit + 1):
+            found.append((limit, URITooLong("request line too long")))
+        if size > self.max_header_size:
+            found.append((self.max_header_size, HeaderFieldsTooLarge("header section too large")))
+        # A bare LF; the LFs of a complete head's final CRLFCRLF end it, so are not scanned.
+        scan_end = size - 3 if complete else size
+        position = buf.find(b"\n", max(self._scanned - 1, 0), scan_end)
         while position >= 0:
             if position == 0 or buf[position - 1] != 0x0D:
-                raise BadRequest("bare LF in the request head")
-            position = buf.find(b"\n", position + 1)
-        self._scanned = len(buf)
+                found.append((position, BadRequest("bare LF in the request head")))
+                break
+            position = buf.find(b"\n", position + 1, scan_end)
+        if found:
+            self._note_method_of(buf)
+            raise min(found, key=lambda item: item[0])[1]
 
     def _parse_request_line(self, line: bytes) -> tuple[str, str, str]:
         match = grammar.REQUEST_LINE.fullmatch(line)
         if match is None:
+            self._note_method_of(line)
             parts = line.split(b" ")
             if len(parts) == 3:
                 version = grammar.HTTP_VERSION.fullmatch(parts[2])
@@ -209,14 +241,18 @@ class RequestParser:
                     raise VersionNotSupported("only HTTP/1.x is supported")
             raise BadRequest("malformed request line")
         method, target, version = match.groups()
+        self.method = method = method.decode("ascii")
         if version[5:6] != b"1":
             raise VersionNotSupported("only HTTP/1.x is supported")
+        target = _checked_target(method, target)
         # HTTP/1.2 and later minor versions are answered as HTTP/1.1 (RFC 9110 2.5).
-        return (
-            method.decode("ascii"),
-            target.decode("ascii"),
-            "HTTP/1.0" if version == b"HTTP/1.0" else "HTTP/1.1",
-        )
+        return method, target, "HTTP/1.0" if version == b"HTTP/1.0" else "HTTP/1.1"
+
+    def _note_method_of(self, data: bytes) -> None:
+        """Remember the method of a head refused before it was parsed (HEAD gets no body)."""
+        match = grammar.METHOD_PREFIX.match(data)
+        if match is not None:
+            self.method = match.group(1).decode("ascii")
 
     def _framing(self, method, target, version, headers) -> RequestHead:
         """Decide the body's framing and the connection's fate from the header fields."""
@@ -225,7 +261,8 @@ class RequestParser:
         transfer_encoding = None
         host_count = 0
         connection = ""
-        expect = None
+        expectations: list[str] = []
+        content_type = None
         for name, value in headers:
             if name == "content-length":
                 if content_length is not None:
@@ -244,9 +281,13 @@ class RequestParser:
             elif name == "connection":
                 connection = connection + "," + value.lower() if connection else value.lower()
             elif name == "expect":
-                if expect is not None:
-                    raise ExpectationFailed("more than one Expect")
-                expect = value.lower()
+                # A list: empty elements are ignored (RFC 9110 section 5.6.1.2).
+                expectations += [e.strip().lower() for e in value.split(",") if e.strip()]
+            elif name == "content-type":
+                # Two different values: the app and a front end could each read another.
+                if content_type is not None and value != content_type:
+                    raise BadRequest("more than one Content-Type")
+                content_type = value
 
         if http11 and host_count != 1:
             raise BadRequest("HTTP/1.1 needs exactly one Host" if host_count else "missing Host")
@@ -273,16 +314,13 @@ class RequestParser:
             raise PayloadTooLarge("body larger than the limit")
 
         expect_continue = False
-        if expect is not None:
-            if expect != "100-continue":
+        if expectations:
+            if any(e != "100-continue" for e in expectations):
                 raise ExpectationFailed("only 100-continue is supported")
             expect_continue = http11  # RFC 9110 10.1.1: ignore it from HTTP/1.0 clients
 
         tokens = {t.strip() for t in connection.split(",")} if connection else ()
         keep_alive = "close" not in tokens and (http11 or "keep-alive" in tokens)
-
-        if not target.startswith("/"):
-            target = _origin_form(method, target)
 
         head = RequestHead(method, target, version, headers, content_length or 0, chunked,
                            keep_alive, expect_continue)
@@ -393,19 +431,56 @@ def _why_field_is_bad(line: bytes) -> str:
     return "invalid character in a header field"
 
 
-def _origin_form(method: str, target: str) -> str:
-    """Turn absolute-form (and OPTIONS's asterisk) into a path the router understands."""
-    if target == "*" and method == "OPTIONS":
+def _checked_target(method: str, target: bytes) -> str:
+    """The request target as a path for the router, or a refusal (RFC 9112 section 3.2).
+
+    origin-form is checked against its grammar; absolute-form becomes origin-form;
+    ``*`` is for OPTIONS alone (the server answers it itself); authority-form is for
+    CONNECT alone, and CONNECT is refused before routing: this server does not
+    tunnel, and a 2xx would tell the client that the rest of the connection is one.
+    """
+    if target[:1] == b"/":
+        if method == "CONNECT":
+            raise BadRequest("CONNECT needs an authority-form target")
+        return _checked_origin_form(target)
+    if target == b"*":
+        if method != "OPTIONS":
+            raise BadRequest("only OPTIONS may have the target *")
         return "*"
-    lower = target.lower()
-    for scheme in ("http://", "https://"):
+    authority_form = grammar.AUTHORITY_FORM.fullmatch(target) is not None
+    if method == "CONNECT":
+        if authority_form:
+            raise MethodNotImplemented("CONNECT is not supported: this server does not tunnel")
+        raise BadRequest("CONNECT needs an authority-form target")
+    lower = target[:8].lower()
+    for scheme in (b"http://", b"https://"):
         if lower.startswith(scheme):
             rest = target[len(scheme):]
-            slash = rest.find("/")
-            query = rest.find("?")
-            if not rest or slash == 0:
+            cut = len(rest)
+            for separator in (b"/", b"?"):
+                found = rest.find(separator)
+                if 0 <= found < cut:
+                    cut = found
+            authority, path = rest[:cut], rest[cut:]
+            if not authority:
                 raise BadRequest("absolute-form target without an authority")
-            if slash < 0 or (0 <= query < slash):
-                return "/" + rest[query:] if query >= 0 else "/"
-            return rest[slash:]
+            if b"@" in authority:
+                raise BadRequest("userinfo in the request target")  # RFC 9110 section 4.2.4
+            if grammar.HOST.fullmatch(authority.decode("ascii")) is None:
+                raise BadRequest("invalid authority in the request target")
+            return _checked_origin_form(b"/" + path if path[:1] != b"/" else path)
+    if authority_form:
+        raise BadRequest("authority-form is only for CONNECT")
     raise BadRequest("request target is not origin-form or absolute-form")
+
+
+def _checked_origin_form(target: bytes) -> str:
+    if grammar.ORIGIN_FORM.fullmatch(target) is None:
+        raise BadRequest("invalid character in the request target")
+    if b"%" in target:
+        path = target.partition(b"?")[0]
+        if grammar.BAD_PERCENT.search(path) is not None:
+            raise BadRequest("a % in the path is not followed by two hex digits")
+        if grammar.ENCODED_CONTROL.search(path) is not None:
+            raise BadRequest("a control character in the decoded path")
+    return target.decode("ascii")

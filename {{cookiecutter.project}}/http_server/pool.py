@@ -28,7 +28,6 @@ import time
 from collections import deque
 
 from .accesslog import logger
-from .app import default_error_body
 from .connection import Connection
 from .poller import make_poller
 from .response import Response
@@ -226,10 +225,13 @@ class WorkerPool:
             for connection in self.connections.values():
                 # When stopping, only a body being uploaded counts as in flight:
                 # a half-sent head must not hold shutdown for the whole grace period.
-                if connection.parked and (
-                    connection.deadline <= now
-                    or (closing_idle and not connection.parser.awaiting_body)
-                ):
+                if not connection.parked:
+                    continue
+                if closing_idle and not connection.parser.awaiting_body:
+                    expired.append(connection)
+                elif connection.deadline <= now and not connection.has_input():
+                    # Input waiting means its event is on its way to a thread that is
+                    # busy: the client is not idle, and its request must not be lost.
                     expired.append(connection)
             for connection in expired:
                 connection.parked = False
@@ -269,5 +271,5 @@ def _busy_answer() -> bytes:
     """The 503 for a connection over ``max_connections``, built like every other answer."""
     response = Response()
     response.headers["Retry-After"] = "1"
-    response.send(default_error_body(503, None), 503, "text/plain; charset=utf-8")
-    return response.head_bytes(False, False, False) + response.body
+    response.send_error(503)
+    return response.head_bytes(keep_alive=False) + response.body

@@ -19,7 +19,7 @@ from .request import Headers
 
 DEFAULT_CONTENT_TYPE = "text/html; charset=utf-8"
 
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
+REASONS = {status.value: status.phrase for status in HTTPStatus}
 _STATUS_LINES: dict[int, bytes] = {}
 
 # Headers the server owns: a view's value for them would contradict the framing.
@@ -41,7 +41,7 @@ def status_line(status: int) -> bytes:
     if line is None:
         if not 100 <= status <= 999:
             raise ValueError(f"invalid status code {status!r}")
-        line = f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n".encode("ascii")
+        line = f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n".encode("ascii")
         _STATUS_LINES[status] = line
     return line
 
@@ -136,6 +136,10 @@ class Response:
 
     # -- the seed's calls -------------------------------------------------
 
+    def send_error(self, status: int, error: BaseException | None = None) -> None:
+        """Answer with the default error text for ``status``."""
+        self.send(error_text(status, error), status, "text/plain; charset=utf-8")
+
     def send(self, content="", status: int = 200,
              content_type: str | None = DEFAULT_CONTENT_TYPE) -> None:
         if isinstance(content, str):
@@ -218,14 +222,15 @@ class Response:
             self.file = None
         self.stream_body = None
 
-    def head_bytes(self, keep_alive: bool, http10: bool, chunked: bool) -> bytes:
+    def head_bytes(self, keep_alive: bool = True, http10: bool = False,
+                   chunked: bool = False) -> bytes:
         """The status line and header section, framing included."""
         status = self.status
         parts = [status_line(status), date_line()]
         headers = self.headers._values  # lower-case name -> value; read directly, it is hot
         if self.content_type is not None and status != 304 and "content-type" not in headers:
             parts.append(_content_type_line(self.content_type))
-        if not (status < 200 or status == 204 or status == 304):
+        if status_has_body(status):
             if chunked:
                 parts.append(b"Transfer-Encoding: chunked\r\n")
             elif self.stream_body is None:
@@ -244,7 +249,7 @@ class Response:
                     parts.append(line.encode(encoding))
         if self.cookies:
             for name, cookie in self.cookies.items():
-                parts.append(_set_cookie_line(name, cookie))
+                parts.append(set_cookie_line(name, cookie))
         parts.append(b"\r\n")
         return b"".join(parts)
 
@@ -252,6 +257,30 @@ class Response:
     def wants_close(self) -> bool:
         value = self.headers.get("connection")
         return value is not None and value.lower() == "close"
+
+
+def status_has_body(status: int) -> bool:
+    """1xx, 204 and 304 answers never have a body, nor a Content-Length (RFC 9110 6.4.1, 8.6)."""
+    return status >= 200 and status != 204 and status != 304
+
+
+def has_body(method: str | None, status: int) -> bool:
+    """Whether the answer to ``method`` with ``status`` carries a body on the wire.
+
+    An answer to HEAD never does, an error's included (RFC 9110 section 9.3.2); its
+    header section still says what a GET would have got.
+    """
+    return method != "HEAD" and status_has_body(status)
+
+
+def error_text(status: int, error: BaseException | None = None) -> str:
+    """The default error body: a short, generic text, the message of an HTTPError, never
+    a traceback (a 5xx says nothing of what went wrong)."""
+    reason = REASONS.get(status, "Error")
+    message = getattr(error, "message", None)
+    if message and status < 500:
+        return f"{status} {reason}: {message}\n"
+    return f"{status} {reason}\n"
 
 
 @functools.lru_cache(maxsize=256)
@@ -269,7 +298,7 @@ def _cookie_attribute(value: str) -> str:
     return value
 
 
-def _set_cookie_line(name: str, cookie) -> bytes:
+def set_cookie_line(name: str, cookie) -> bytes:
     if isinstance(cookie, Cookie):
         value, attributes = cookie.value, cookie.attributes
     else:  # a plain value put straight into response.cookies, as in the seed

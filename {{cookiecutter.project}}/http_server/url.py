@@ -13,6 +13,10 @@ _NAMED: dict[str, Path] = {}
 _GROUP = re.compile(r"\(\?P<(\w+)>((?:[^()\\]|\\.|\((?!\?P<)(?:[^()\\]|\\.)*\))*)\)")
 _ESCAPED = re.compile(r"\\(.)")
 _METACHARACTERS = set(".^$*+?{}[]|()\\")
+# A path with a control character matches no route: Python's "$" also matches before a
+# final "\n", so "^/admin$" would take "/admin\n" (the parser refuses these on the wire;
+# this holds for requests built in-process too, whatever the pattern).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Path:
@@ -108,6 +112,8 @@ class Router:
         ``allowed`` is the set of methods the matching routes accept (empty: no route matched).
         """
         allowed: set[str] = set()
+        if _CONTROL.search(path) is not None:
+            return None, allowed
         for route in self.routes:
             match = route.regex.match(path)
             if match is None:
