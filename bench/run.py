@@ -16,6 +16,8 @@ with wrk pinned to core 1, on 127.0.0.1. Workloads, each bounded in time:
                                      15 connections: at most 300 requests/s, p99 at best 50 ms
   idle-5000         5,000 idle keep-alive connections held open (bench/idle.py): RSS of the
                     server and latency of a new client meanwhile
+  flood, flood-big  waves of malformed requests that then stay silent (bench/flood_bench.py):
+                    latency of new clients meanwhile, RSS after; ours also with MALLOC_ARENA_MAX=2
 
 Then `workers=2`: ours with workers=1 and workers=2, neither pinned, counting the distinct
 PIDs that answered (X-Pid header, wrk Lua script).
@@ -53,6 +55,7 @@ TABLE_START = "<!-- bench-table:start -->"
 TABLE_END = "<!-- bench-table:end -->"
 
 sys.path.insert(0, str(BENCH))
+import flood_bench  # noqa: E402
 from idle import raise_nofile, tree_cpu_seconds, tree_rss_kib  # noqa: E402
 
 THREADS = 16  # worker threads for every threaded server (ours' default)
@@ -186,8 +189,10 @@ ALL_SERVERS = list(SERVER_NOTES)
 class Server:
     """One server process, started in its own session so that it can be stopped whole."""
 
-    def __init__(self, name: str, static_dir: Path, *, pin: bool = True, workers: int = 1):
+    def __init__(self, name: str, static_dir: Path, *, pin: bool = True, workers: int = 1,
+                 env: dict[str, str | None] | None = None):
         self.name = name
+        self.env = env or {}  # added to the environment; None removes the variable
         self.port = free_port()
         self.cmd = server_command(name, self.port, static_dir, workers)
         if pin:
@@ -205,6 +210,8 @@ class Server:
     def start(self, ready_path: str, timeout: float = 20.0) -> None:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         env.pop("PYTHONUNBUFFERED", None)  # the same buffering for every Python server
+        env.update(self.env)
+        env = {k: v for k, v in env.items() if v is not None}
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             self.cmd, cwd=APPS, stdout=self.log, stderr=subprocess.STDOUT, env=env,
@@ -527,6 +534,8 @@ def notes(rows: list[dict]) -> str:
             i = row["idle"]
             bits.append(f"held {i['still_open']}/{i['connections_wanted']}, "
                         f"base RSS {row['rss_base_mib']:.1f}")
+        if row.get("flood"):
+            bits.append(flood_bench.note(row))
         if row.get("pids"):
             bits.append(f"{len(row['pids'])} PIDs answered: "
                         + "/".join(str(n) for n in sorted(row["pids"].values(), reverse=True)))
@@ -546,8 +555,9 @@ def table_rows(rows: list[dict], runs: int) -> tuple[list[str], list[list[str]]]
     header.append("CPU %" if runs == 1 else f"CPU % {run_tags}")
     header.append("notes")
     index = {(r["workload"], r["server"], r["run"]): r for r in rows}
-    order_w = [*WORKLOADS, "idle", "workers", "workers-close"]
-    order_s = [*ALL_SERVERS, "ours workers=1", "ours workers=2"]
+    order_w = [*WORKLOADS, "idle", *flood_bench.FLOODS, "workers", "workers-close"]
+    order_s = [ALL_SERVERS[0], flood_bench.ARENA, *ALL_SERVERS[1:], "ours workers=1",
+               "ours workers=2"]
     body = []
     for w in order_w:
         for s in order_s:
@@ -599,14 +609,16 @@ def chart(rows: list[dict], runs: int, path: Path) -> None:
 
     panels = [(w, "rps", "requests/s") for w in WORKLOADS]
     panels += [("idle", "rss_mib", "RSS MiB, idle connections held"),
-               ("idle", "p99_ms", "new client p99 ms, idle held")]
+               ("idle", "p99_ms", "new client p99 ms, idle held"),
+               ("flood", "p99_ms", "new client p99 ms"), ("flood-big", "rss_mib", "RSS MiB after")]
     panels = [p for p in panels if any(r["workload"] == p[0] for r in rows)]
     cols = 2
     nrows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(12, 2.6 * nrows), squeeze=False)
     colors = ["#4c72b0", "#dd8452", "#55a868"]
     for ax, (w, key, title) in zip(axes.flat, panels, strict=False):
-        servers = [s for s in ALL_SERVERS if any(r["workload"] == w and r["server"] == s
+        servers = [s for s in [*ALL_SERVERS, flood_bench.ARENA]
+                   if any(r["workload"] == w and r["server"] == s
                                                  for r in rows)]
         height = 0.8 / runs
         for run in range(1, runs + 1):
@@ -713,6 +725,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", help="comma-separated subset of " + ",".join(ALL_SERVERS))
     parser.add_argument("--out", type=Path)
     parser.add_argument("--no-workers", action="store_true", help="skip the workers=2 run")
+    parser.add_argument("--no-flood", action="store_true", help="skip the malformed floods")
+    parser.add_argument("--flood-only", action="store_true",
+                        help="only the malformed floods (written to bench/.work/results/)")
     opts = parser.parse_args(argv)
     opts.runs = opts.runs or (1 if opts.quick else 2)
     opts.duration = opts.duration or (1 if opts.quick else 4)
@@ -720,7 +735,9 @@ def main(argv: list[str] | None = None) -> int:
     opts.idle_connections = 1000 if opts.quick else IDLE_CONNECTIONS
     opts.idle_hold = 0.5 if opts.quick else 2.0
     WORKLOAD_LABELS["idle"] = f"{opts.idle_connections:,} idle keep-alive held"
-    out_dir = opts.out or (WORK / "results" if opts.quick else BENCH / "results")
+    WORKLOAD_LABELS.update(flood_bench.labels(opts.quick))
+    partial = opts.quick or opts.flood_only
+    out_dir = opts.out or (WORK / "results" if partial else BENCH / "results")
     servers = opts.servers.split(",") if opts.servers else list(ALL_SERVERS)
     unknown = set(servers) - set(ALL_SERVERS)
     if unknown:
@@ -770,11 +787,15 @@ def main(argv: list[str] | None = None) -> int:
         before = loadavg()
         t0 = time.monotonic()
         log(f"run {run}/{opts.runs} (load average {before:.2f})")
-        for name in order:
+        for name in [] if opts.flood_only else order:
             rows += measure_server(name, static_dir, opts, run, reference, expected, log)
+        if not opts.no_flood:
+            rows += flood_bench.measure(
+                run, order, lambda name, env: Server(name, static_dir, env=env),
+                quick=opts.quick, client_core=CLIENT_CORE, loadavg=loadavg, log=log)
         runs_meta.append({"run": run, "load_before": before, "load_after": loadavg(),
                           "seconds": round(time.monotonic() - t0, 1)})
-    if "ours" in servers and not opts.no_workers:
+    if "ours" in servers and not (opts.no_workers or opts.flood_only):
         log("workers: ours with workers=1 and workers=2, not pinned, wrk -t2")
         rows += measure_workers(static_dir, opts, log)
 
@@ -809,6 +830,7 @@ def main(argv: list[str] | None = None) -> int:
                      "threads": THREADS, "keep_alive_s": KEEP_ALIVE, "post_bytes": POST_BYTES,
                      "static_bytes": STATIC_BYTES, "idle_connections": opts.idle_connections,
                      "server_core": SERVER_CORE, "client_core": CLIENT_CORE,
+                     "floods": flood_bench.QUICK_FLOODS if opts.quick else flood_bench.FLOODS,
                      "servers": {s: SERVER_NOTES[s] for s in servers}},
         "runs": runs_meta, "rows": rows, "response_headers": HEADERS_SEEN,
     }, indent=1) + "\n")
@@ -816,7 +838,7 @@ def main(argv: list[str] | None = None) -> int:
         chart(rows, opts.runs, out_dir / "chart.png")
     except ImportError as exc:
         log(f"bench: no chart ({exc})")
-    if out_dir == BENCH / "results":
+    if out_dir == BENCH / "results" and not partial:
         update_readme(markdown, meta)
     log(f"bench: wrote {out_dir.relative_to(ROOT) if out_dir.is_relative_to(ROOT) else out_dir}"
         f"/{{table.txt,table.md,results.json,chart.png}} in "
