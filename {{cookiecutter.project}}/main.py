@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from http import HTTPStatus
 
 import middleware
 import settings
 import urls
+import views
 from http_server import WebServer
+
+# Every error a client sees is JSON, from views.error: 4xx and 5xx alike.
+ERROR_STATUSES = [status.value for status in HTTPStatus if status >= 400]
 
 
 def create_server(environ: Mapping[str, str] | None = None) -> WebServer:
@@ -23,6 +28,8 @@ def create_server(environ: Mapping[str, str] | None = None) -> WebServer:
     server = WebServer(route=urls.urlpatterns, **options)
     server.Middlewares.extend(middleware.MIDDLEWARE)
     server.fileServer(media_url, media_root)
+    for status in ERROR_STATUSES:
+        server.errorhandler(status)(views.error)
     return server
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from http_server import Requests, Response
+from http import HTTPStatus
+
+from http_server import HTTPError, Requests, Response
 from http_server.url import Redirect, reverse
 
 
@@ -37,3 +39,17 @@ def greet(request: Requests, response: Response) -> None:
 def healthz(request: Requests, response: Response) -> None:
     """GET /healthz: 200 while the process serves requests (Docker's health check)."""
     response.sendJson({"status": "ok"})
+
+
+def error(request: Requests, response: Response, error: Exception) -> None:
+    """Every error answer as JSON: a 404 or 405, a malformed request's 400, a 500.
+
+    main.py registers it for each error status. The framework calls it for
+    requests it refused before any view ran, too (a 400, 408, 413, 431...); then
+    the connection closes whatever this sets. A 5xx says nothing of what failed.
+    """
+    status = getattr(error, "status", 500)
+    message = HTTPStatus(status).phrase
+    if isinstance(error, HTTPError) and error.message and status < 500:
+        message = error.message
+    response.sendJson({"error": message, "status": status}, status)

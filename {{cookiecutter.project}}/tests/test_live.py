@@ -38,6 +38,37 @@ def test_unknown_path_is_a_404(live_url):
     assert requests.get(f"{live_url}/no/such/page", timeout=5).status_code == 404
 
 
+def raw_exchange(live_url: str, data: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Send bytes as given; the status line, headers and body of the answer."""
+    host, port = live_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    return status_line, headers, body
+
+
+def test_a_malformed_request_gets_a_json_400_and_the_connection_closes(live_url):
+    status_line, headers, body = raw_exchange(
+        live_url, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n"
+    )
+    assert status_line.startswith("HTTP/1.1 400 ")
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Connection"] == "close"
+    assert json.loads(body) == {"error": "invalid character in a header field", "status": 400}
+
+
+def test_a_body_over_the_limit_gets_a_json_413_before_it_is_sent(live_url):
+    head = b"POST /api/greetings HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n"
+    status_line, headers, body = raw_exchange(live_url, head)
+    assert status_line.startswith("HTTP/1.1 413 ")
+    assert json.loads(body)["status"] == 413
+
+
 def test_redirect(live_url):
     response = requests.get(f"{live_url}/home", allow_redirects=False, timeout=5)
     assert response.status_code == 302

@@ -125,3 +125,13 @@ def test_every_route_has_a_name_that_reverses_to_it(server):
     assert all(names) and len(set(names)) == len(names)
     assert reverse("index") == "/"
     assert reverse("hello", username="ada") == "/api/hello/ada"
+
+
+def test_errors_are_json(client):
+    missing = client.get("/no/such/page")
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"] == "application/json"
+    assert missing.json() == {"error": "Not Found", "status": 404}
+    wrong_method = client.get("/api/greetings")
+    assert wrong_method.json() == {"error": "method not allowed", "status": 405}
+    assert "POST" in wrong_method.headers["Allow"]
