@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -11,7 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 from http_server import config
-from template_helpers import BIN_DIR, FRAMEWORK_DIR, ROOT, copy_template, generate_project
+from template_helpers import (
+    BIN_DIR,
+    FRAMEWORK_DIR,
+    ROOT,
+    copy_template,
+    generate_project,
+    load_hook,
+)
 
 CONTEXT = json.loads((ROOT / "cookiecutter.json").read_text())
 PROMPTS = {name: value for name, value in CONTEXT.items() if not name.startswith("_")}
@@ -193,9 +201,14 @@ def test_project_is_derived_from_project_name(bake):
     assert (project / "README.md").read_text().startswith("# Billing API-v2\n")
 
 
-def test_env_is_written_from_the_example(bake):
+def test_env_is_written_from_the_example_with_the_generating_users_ids(bake):
     project = bake()
-    assert (project / ".env").read_text() == (project / ".env.example").read_text()
+    uid, gid = load_hook("post_gen_project").container_user(os.getuid(), os.getgid())
+    example = (project / ".env.example").read_text()
+    assert "# APP_UID=" in example and "# APP_GID=" in example
+    expected = re.sub(r"^# APP_UID=.*$", f"APP_UID={uid}", example, flags=re.MULTILINE)
+    expected = re.sub(r"^# APP_GID=.*$", f"APP_GID={gid}", expected, flags=re.MULTILINE)
+    assert (project / ".env").read_text() == expected
 
 
 def test_env_example_and_readme_document_every_setting(bake):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import keyword
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,125 @@ def test_a_port_outside_1_to_65535_is_refused(port):
         pre_gen.check_port(port)
 
 
+QUESTIONS = json.loads((ROOT / "cookiecutter.json").read_text())
+PROMPTS = {name: value for name, value in QUESTIONS.items() if not name.startswith("_")}
+CHOICES = {name: value for name, value in PROMPTS.items() if isinstance(value, list)}
+FLAGS = [name for name, value in PROMPTS.items() if isinstance(value, bool)]
+GOOD_ANSWERS = {
+    "project": "my_service",
+    "port": "8080",
+    **{name: choices[0] for name, choices in CHOICES.items()},
+    **{name: True for name in FLAGS},
+}
+
+
+def test_the_choices_and_flags_are_read_from_cookiecutter_json():
+    # What the issue names: if these move, the tests below must follow.
+    assert {"python_version", "license", "log_format"} <= set(CHOICES)
+    assert "use_github_actions" in FLAGS
+
+
+@pytest.mark.parametrize(("name", "value"), [(n, v) for n, vs in CHOICES.items() for v in vs])
+def test_every_choice_listed_in_cookiecutter_json_is_accepted(name, value):
+    pre_gen.check_answers({**GOOD_ANSWERS, name: value}, QUESTIONS)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("license", "GPL", "license 'GPL' must be one of 'MIT', 'Apache-2.0', "),
+        ("license", "mit", "license 'mit' must be one of"),
+        ("license", None, "license None must be one of"),
+        ("python_version", "2.7", "python_version '2.7' must be one of '3.12', '3.11'"),
+        ("python_version", 3.12, "python_version 3.12 must be one of"),
+        ("python_version", " 3.12", "python_version ' 3.12' must be one of"),
+        ("log_format", "xml", "log_format 'xml' must be one of 'text', 'json'"),
+        ("log_format", ["text"], "log_format ['text'] must be one of"),
+    ],
+)
+def test_a_choice_not_listed_in_cookiecutter_json_is_refused(name, value, reason):
+    with pytest.raises(pre_gen.InvalidAnswer) as refused:
+        pre_gen.check_answers({**GOOD_ANSWERS, name: value}, QUESTIONS)
+    assert str(refused.value).startswith(reason)
+
+
+# cookiecutter's own yes/no words (cookiecutter.prompt.YesNoPrompt), in any case.
+YES_NO_WORDS = [
+    *[(word, True) for word in ["1", "true", "t", "yes", "y", "on", "Yes", "TRUE", " y "]],
+    *[(word, False) for word in ["0", "false", "f", "no", "n", "off", "No", "FALSE", " n "]],
+]
+
+
+@pytest.mark.parametrize(("value", "meaning"), [(True, True), (False, False), *YES_NO_WORDS])
+def test_a_yes_no_answer_means_what_cookiecutter_reads_in_it(value, meaning):
+    answers = {**GOOD_ANSWERS, "use_github_actions": value}
+    assert pre_gen.check_answers(answers, QUESTIONS) == {"use_github_actions": meaning}
+
+
+def test_the_yes_no_words_are_cookiecutters_own():
+    from cookiecutter.prompt import YesNoPrompt
+
+    assert pre_gen.YES_WORDS == set(YesNoPrompt.yes_choices)
+    assert pre_gen.NO_WORDS == set(YesNoPrompt.no_choices)
+
+
+@pytest.mark.parametrize("value", ["maybe", "", "yess", "2", 1, 0, None, [], "true!"])
+def test_a_yes_no_answer_that_is_neither_is_refused(value):
+    with pytest.raises(pre_gen.InvalidAnswer, match="use_github_actions .* must be yes or no"):
+        pre_gen.check_answers({**GOOD_ANSWERS, "use_github_actions": value}, QUESTIONS)
+
+
+def test_main_reads_the_questions_from_the_template_cookiecutter_names(capsys):
+    answers = {**GOOD_ANSWERS, "license": "GPL", "_repo_dir": str(ROOT)}
+    assert pre_gen.main(json.dumps(answers)) == 1
+    assert capsys.readouterr().err == (
+        "error: license 'GPL' must be one of 'MIT', 'Apache-2.0', 'BSD-3-Clause', 'Proprietary'\n"
+    )
+
+
+# -- the default project, derived from project_name ----------------------------
+
+DERIVED_PROJECTS = [
+    ("My Service", "my_service"),
+    ("Billing API-v2", "billing_api_v2"),
+    ("Café API", "cafe_api"),
+    ("Straße", "strasse"),
+    ("Ünïcödé  Ñame", "unicode_name"),
+    ("123 Service", "service_123_service"),
+    ("3D", "service_3d"),
+    ("my-service!!", "my_service"),
+    ("  --my..service--  ", "my_service"),
+    ("__init__", "init"),
+    ("Class", "class_service"),
+    ("Main", "main_service"),
+    ("HTTP Server", "http_server_service"),
+    ("Tests", "tests_service"),
+    ("JSON", "json_service"),
+    ("日本語", "service"),
+    ("!!!", "service"),
+    ("", "service"),
+]
+
+
+@pytest.mark.parametrize(("project_name", "project"), DERIVED_PROJECTS)
+def test_the_default_project_is_derived_from_project_name(project_name, project):
+    assert pre_gen.project_from_name(project_name) == project
+
+
+def names_people_might_type() -> list[str]:
+    """Every reserved name and keyword as typed, in capitals and with a digit first, and more."""
+    words = sorted(pre_gen.RESERVED_NAMES | set(keyword.kwlist) | set(keyword.softkwlist))
+    typed = [*words, *(w.upper() for w in words), *(w.replace("_", " ") for w in words)]
+    typed += [f"1 {w}" for w in words] + [f"{w}!" for w in words]
+    typed += ["ÀÉÎÕÜ", "Ωmega", "ﬁle", "١٢٣", "x" * 200, "a\nb", "tab\tname", "😀 emoji", "0"]
+    return typed
+
+
+def test_the_derived_project_is_never_refused():
+    for project_name in names_people_might_type():
+        pre_gen.check_project(pre_gen.project_from_name(project_name))
+
+
 def test_main_prints_one_line_and_fails_for_a_bad_answer(capsys):
     assert pre_gen.main(json.dumps({"project": "class", "port": "8080"})) == 1
     error = capsys.readouterr().err
@@ -140,14 +260,20 @@ def test_main_accepts_good_answers(capsys):
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("hook", ["pre_gen_project", "post_gen_project"])
-def test_answers_reach_the_hooks_only_through_tojson(hook):
+@pytest.mark.parametrize(
+    ("hook", "expression"),
+    [
+        ("pre_gen_project", "{{ cookiecutter | checked_answers | tojson }}"),
+        ("post_gen_project", "{{ cookiecutter | tojson }}"),
+    ],
+)
+def test_answers_reach_the_hooks_only_through_tojson(hook, expression):
     # The one place a hook sees the answers is a raw triple-quoted string holding
     # the JSON of the whole context (a JSON object cannot contain three quotes
     # in a row, nor end in one), so no answer can end the string early.
     source = (ROOT / "hooks" / f"{hook}.py").read_text()
     assert source.count("{{") == 1 and "{%" not in source and "{#" not in source
-    assert 'r"""{{ cookiecutter | tojson }}"""' in source
+    assert f'r"""{expression}"""' in source
 
 
 # -- pre_gen_project through cookiecutter: refused, nothing written ---------------
@@ -163,8 +289,6 @@ BAD_ANSWERS = [
     {"project": "json"},
     {"project": "../escape"},
     {"project": "a/b"},
-    {"project_name": "Class"},
-    {"project_name": "Main"},
     {"port": "0"},
     {"port": "65536"},
     {"port": "http"},
@@ -182,11 +306,17 @@ def test_cookiecutter_refuses_a_bad_answer_and_writes_nothing(bake, tmp_path, an
 
 
 def run_cookiecutter_cli(
-    config: str, output: Path, *arguments: str, answers: str | None = None
+    config: str,
+    output: Path,
+    *arguments: str,
+    answers: str | None = None,
+    replay_file: Path | None = None,
 ) -> subprocess.CompletedProcess:
     """The real command line; ``answers`` are typed at its prompts, one per line."""
     command = [str(BIN_DIR / "cookiecutter"), "--config-file", config, "--output-dir", str(output)]
-    if answers is None:
+    if replay_file is not None:
+        command += ["--replay-file", str(replay_file)]
+    elif answers is None:
         command.append("--no-input")
     return subprocess.run(
         [*command, str(ROOT), *arguments],
@@ -250,6 +380,106 @@ def test_the_pre_gen_hook_still_refuses_answers_that_skip_the_prompts(
             str(ROOT), replay=str(replay), output_dir=str(output), config_file=cookiecutter_config
         )
     assert list(output.iterdir()) == []
+
+
+def write_replay_file(folder: Path, **changes: object) -> Path:
+    """A replay file as a generated project saves it, with every default answer but ``changes``."""
+    answers = {
+        "project_name": "My Service",
+        "description": "A small HTTP microservice.",
+        "author": "Your Name",
+        "email": "you@example.com",
+        **GOOD_ANSWERS,
+        **changes,
+    }
+    assert set(answers) == set(PROMPTS)
+    replay = folder / "replay.json"
+    replay.write_text(json.dumps({"cookiecutter": answers}))
+    return replay
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            {"license": "GPL"},
+            "error: license 'GPL' must be one of 'MIT', 'Apache-2.0', 'BSD-3-Clause', "
+            "'Proprietary'",
+        ),
+        ({"python_version": "2.7"}, "error: python_version '2.7' must be one of '3.12', '3.11'"),
+        ({"log_format": "xml"}, "error: log_format 'xml' must be one of 'text', 'json'"),
+        (
+            {"use_github_actions": "maybe"},
+            "error: use_github_actions 'maybe' must be yes or no (or y/n, true/false, 1/0, on/off)",
+        ),
+        (
+            {"project": "class"},
+            "error: project 'class' is a Python keyword; choose another name",
+        ),
+        ({"port": "0"}, "error: port must be a whole number from 1 to 65535, got '0'"),
+    ],
+    ids=lambda value: repr(value) if isinstance(value, dict) else "",
+)
+def test_the_cli_refuses_a_bad_replay_answer_with_one_line_and_writes_nothing(
+    tmp_path, cookiecutter_config, change, reason
+):
+    replay = write_replay_file(tmp_path, **change)
+    output = tmp_path / "output"
+    result = run_cookiecutter_cli(cookiecutter_config, output, replay_file=replay)
+    assert result.returncode == 1
+    assert (result.stdout + result.stderr).splitlines() == [reason]
+    assert not output.exists() or list(output.iterdir()) == []
+
+
+@pytest.mark.parametrize(("word", "meaning"), [(w, m) for w, m in YES_NO_WORDS if w.strip() == w])
+def test_a_yes_no_word_in_a_replay_file_generates_what_it_means(
+    tmp_path, cookiecutter_config, word, meaning
+):
+    # Jinja finds every non-empty string true: "no" must reach the templates as False,
+    # or the README would describe the workflow that the post-gen hook removed.
+    from cookiecutter.main import cookiecutter
+
+    replay = write_replay_file(tmp_path, use_github_actions=word)
+    project = Path(
+        cookiecutter(
+            str(ROOT), replay=str(replay), output_dir=str(tmp_path), config_file=cookiecutter_config
+        )
+    )
+    assert (project / ".github" / "workflows" / "ci.yml").exists() is meaning
+    assert (".github/workflows/ci.yml" in (project / "README.md").read_text()) is meaning
+    saved = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]
+    assert saved["use_github_actions"] is meaning
+
+
+@pytest.mark.parametrize(("project_name", "project"), DERIVED_PROJECTS)
+def test_cookiecutter_generates_the_derived_project_for_any_name(bake, project_name, project):
+    assert bake(project_name=project_name).name == project
+
+
+@pytest.mark.parametrize(
+    ("project_name", "project"),
+    [
+        ("Café API", "cafe_api"),
+        ("123 Service", "service_123_service"),
+        ("my-service!!", "my_service"),
+    ],
+)
+def test_the_cli_generates_the_derived_project_without_input(
+    tmp_path, cookiecutter_config, project_name, project
+):
+    result = run_cookiecutter_cli(cookiecutter_config, tmp_path, f"project_name={project_name}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [path.name for path in tmp_path.iterdir()] == [project]
+
+
+def test_the_derived_project_is_the_default_at_the_prompt(tmp_path, cookiecutter_config):
+    # A name typed at the first prompt, then Enter at every other one.
+    result = run_cookiecutter_cli(
+        cookiecutter_config, tmp_path, answers="Café API\n" + "\n" * (len(PROMPTS) - 1)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(cafe_api)" in result.stdout
+    assert [path.name for path in tmp_path.iterdir()] == ["cafe_api"]
 
 
 # -- post_gen_project --------------------------------------------------------------
