@@ -64,6 +64,38 @@ def engine_problem() -> str | None:
     return None
 
 
+def base_images() -> list[str]:
+    """The base images the template's Dockerfiles can start FROM: one per python_version."""
+    choice = json.loads((ROOT / "cookiecutter.json").read_text())["python_version"]
+    versions = choice if isinstance(choice, list) else [choice]
+    return [f"python:{version}-slim" for version in versions]
+
+
+def missing_images_problem(images: list[str]) -> str | None:
+    """Why these images cannot be built on (None when each is in the engine or was pulled)."""
+    failures = []
+    for image in images:
+        if run(["docker", "image", "inspect", image], check=False, timeout=60).returncode == 0:
+            continue
+        try:
+            pulled = run(["docker", "pull", "--quiet", image], check=False, timeout=600)
+        except subprocess.TimeoutExpired:
+            failures.append(f"{image} (`docker pull` did not finish in 600 s)")
+            continue
+        if pulled.returncode != 0:
+            lines = (pulled.stderr or pulled.stdout).strip().splitlines() or ["no output"]
+            failures.append(f"{image} (`docker pull`: {lines[-1]})")
+    if not failures:
+        return None
+    return "base image not in the engine and not pullable: " + "; ".join(failures)
+
+
+@functools.cache
+def docker_problem() -> str | None:
+    """Why the Docker tests cannot run (None when they can): no engine, or no base image."""
+    return engine_problem() or missing_images_problem(base_images())
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now, on 127.0.0.1."""
     with socket.socket() as sock:
@@ -107,9 +139,16 @@ class ComposeProject:
         *,
         network="host",
         environment: dict[str, str] | None = None,
+        shell: dict[str, str] | None = None,
+        extra_files: tuple[Path, ...] = (),
     ) -> None:
+        """``environment``: the service's, in the override; ``shell``: added to the
+        environment of `docker compose` itself (what ``${VAR}`` in the compose file reads);
+        ``extra_files``: more compose files, after the override."""
         self.compose_file = compose_file
         self.service = service
+        self.shell = {**os.environ, **(shell or {})}
+        self.extra_files = extra_files
         self.name = f"t{uuid.uuid4().hex[:10]}"
         self.override = workdir / f"compose.{self.name}.yml"
         env = {"HOST": "127.0.0.1"} if network == "host" else {}
@@ -138,10 +177,12 @@ class ComposeProject:
                 str(self.compose_file),
                 "-f",
                 str(self.override),
+                *(arg for path in self.extra_files for arg in ("-f", str(path))),
                 *args,
             ],
             check=check,
             timeout=timeout,
+            env=self.shell,
         )
 
     def up(self) -> None:
@@ -165,6 +206,29 @@ class ComposeProject:
 
     def logs(self) -> str:
         return self("logs", "--no-color", "--no-log-prefix", self.service).stdout
+
+
+# Run in the container with `python -c`: the uids of every process of the server
+# (`python main.py`), one line each: "pid real effective saved fs".
+SERVER_UIDS = """
+import os
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+        status = open(f"/proc/{pid}/status").read().splitlines()
+    except OSError:
+        continue
+    if b"main.py" in argv:
+        print(pid, *[line.split()[1:] for line in status if line.startswith("Uid:")][0])
+"""
+
+
+def server_uids(project: ComposeProject) -> dict[str, list[str]]:
+    """The uids (real, effective, saved, fs) of each server process, by pid."""
+    out = project("exec", "-T", project.service, "python", "-c", SERVER_UIDS).stdout
+    processes = {pid: uids for pid, *uids in (line.split() for line in out.splitlines())}
+    assert processes, f"no `python main.py` process found in the container:\n{out}"
+    return processes
 
 
 def inspect(container: str, template: str) -> str:

@@ -6,7 +6,15 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from docker_helpers import ComposeProject, generate_service, image_id, run, set_env_file
+from docker_helpers import (
+    ComposeProject,
+    free_port,
+    generate_service,
+    http_get,
+    image_id,
+    run,
+    set_env_file,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -59,5 +67,24 @@ def test_server_listens_on_every_interface_in_the_container(tmp_path):
             if fields[3] == "0A"  # TCP_LISTEN
         }
         assert f"00000000:{8080:04X}" in listening, f"listening sockets: {sorted(listening)}"
+    finally:
+        project.down()
+
+
+def test_port_from_the_shell_moves_the_server_and_its_health_check(tmp_path):
+    """`PORT=9000 docker compose up` (as `PORT=9000 make run`): the server, its health check
+    and the mapping all use that port, while .env leaves PORT unset."""
+    project_dir = generate_service(tmp_path)
+    assert "\nPORT=" not in (project_dir / ".env").read_text()
+    port = free_port()
+    project = ComposeProject(
+        project_dir / "docker-compose.yml", "app", tmp_path, shell={"PORT": str(port)}
+    )
+    try:
+        project.up()
+        assert http_get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        # Healthy, by a check that reads the PORT the server reads: the container's.
+        assert project.inspect("{{.State.Health.Status}}") == "healthy"
+        assert project("exec", "-T", "app", "printenv", "PORT").stdout.strip() == str(port)
     finally:
         project.down()

@@ -23,6 +23,7 @@ from docker_helpers import (
     inspect,
     python_in_image,
     run,
+    server_uids,
     set_env_file,
     wait_http,
 )
@@ -38,20 +39,6 @@ LITTER = [
     "htmlcov/index.html",
     ".coverage",
 ]
-
-# Written into the container's process list by `docker compose exec`: the uid of every
-# process of the server (`python main.py`), as "pid real effective saved fs".
-SERVER_UIDS = """
-import os
-for pid in filter(str.isdigit, os.listdir("/proc")):
-    try:
-        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
-        status = open(f"/proc/{pid}/status").read().splitlines()
-    except OSError:
-        continue
-    if b"main.py" in argv:
-        print(pid, *[line.split()[1:] for line in status if line.startswith("Uid:")][0])
-"""
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +103,7 @@ def test_env_file_settings_take_effect(service):
 
 
 def test_server_process_is_not_root(service):
-    out = service("exec", "-T", service.service, "python", "-c", SERVER_UIDS).stdout
-    processes = [line.split() for line in out.splitlines()]
-    assert processes, f"no `python main.py` process found in the container:\n{out}"
-    for pid, *uids in processes:
+    for pid, uids in server_uids(service).items():
         assert all(uid != "0" for uid in uids), f"process {pid} runs with uids {uids}"
 
 
