@@ -561,3 +561,51 @@ def test_the_hooks_need_only_the_standard_library():
     for hook in ["pre_gen_project", "post_gen_project"]:
         imported = imported_modules((ROOT / "hooks" / f"{hook}.py").read_text())
         assert imported <= set(sys.stdlib_module_names), hook
+
+
+# -- post_gen_project: the user the container's server runs as (APP_UID/APP_GID) -----
+
+
+@pytest.mark.parametrize(
+    ("ids", "expected"),
+    [((1000, 1000), (1000, 1000)), ((501, 20), (501, 20)), ((0, 0), (10001, 10001))],
+)
+def test_the_container_runs_as_the_generating_user_and_never_as_root(ids, expected):
+    assert post_gen.container_user(*ids) == expected
+
+
+def test_the_generating_users_ids_replace_the_example_lines_in_env(tmp_path):
+    (tmp_path / ".env").write_text("# PORT=8080\n# APP_UID=10001\n# APP_GID=10001\n# X=1\n")
+    assert post_gen.write_container_user(tmp_path, 1000, 1001) == (1000, 1001)
+    assert (tmp_path / ".env").read_text() == "# PORT=8080\nAPP_UID=1000\nAPP_GID=1001\n# X=1\n"
+
+
+def test_the_generating_users_ids_are_added_to_an_env_without_the_example_lines(tmp_path):
+    (tmp_path / ".env").write_text("PORT=9000")
+    post_gen.write_container_user(tmp_path, 1000, 1000)
+    assert (tmp_path / ".env").read_text() == "PORT=9000\nAPP_UID=1000\nAPP_GID=1000\n"
+
+
+def test_a_project_generated_by_root_gives_its_media_folder_to_the_image_user(tmp_path):
+    import os
+
+    if os.getuid() != 0:
+        pytest.skip("giving files to another user needs root")
+    (tmp_path / "media" / "sub").mkdir(parents=True)
+    (tmp_path / "media" / "sub" / "hello.txt").write_text("hello\n")
+    (tmp_path / "views.py").write_text("")
+    post_gen.write_container_user(tmp_path, 0, 0)
+    assert "APP_UID=10001\nAPP_GID=10001\n" in (tmp_path / ".env").read_text()
+    for path in [tmp_path / "media", *(tmp_path / "media").rglob("*")]:
+        assert (path.stat().st_uid, path.stat().st_gid) == (10001, 10001), path
+    assert (tmp_path / "views.py").stat().st_uid == 0  # the rest stays root's
+
+
+def test_post_gen_main_writes_the_generating_users_ids_into_a_new_env(tmp_path, capsys):
+    import os
+
+    project = make_project(tmp_path)
+    answers = {"project": "billing", "port": "9000", "use_github_actions": False}
+    post_gen.main(json.dumps(answers), project)
+    env = (project / ".env").read_text()
+    assert f"APP_UID={os.getuid() or 10001}\nAPP_GID={os.getgid() or 10001}\n" in env
