@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from template_helpers import (
     BIN_DIR,
     FRAMEWORK_DIR,
     ROOT,
+    TEMPLATE_DIR,
+    clean_environment,
     copy_template,
     generate_project,
     load_hook,
@@ -209,6 +212,49 @@ def test_env_is_written_from_the_example_with_the_generating_users_ids(bake):
     expected = re.sub(r"^# APP_UID=.*$", f"APP_UID={uid}", example, flags=re.MULTILINE)
     expected = re.sub(r"^# APP_GID=.*$", f"APP_GID={gid}", expected, flags=re.MULTILINE)
     assert (project / ".env").read_text() == expected
+
+
+def test_the_project_ships_the_framework_api_reference(bake):
+    project = bake()
+    reference = (project / "http_server" / "README.md").read_text()
+    assert reference.startswith("# `http_server` API reference\n")
+    assert "`http_server/README.md` is its API reference" in (project / "README.md").read_text()
+    assert "docs/api.md" not in (project / "README.md").read_text()
+
+
+def imports_shown_in(markdown: str) -> list[str]:
+    """Every ``from http_server... import ...`` in ``markdown``: inline code and code lines."""
+    inline = re.findall(r"`(from http_server[\w.]* import [^`]+)`", markdown)
+    lines = re.findall(r"^from http_server[\w.]* import .+$", markdown, re.MULTILINE)
+    return [" ".join(statement.split()) for statement in [*inline, *lines]]
+
+
+def test_every_import_the_docs_show_works_in_the_project(bake):
+    project = bake()
+    statements = [
+        *imports_shown_in((project / "http_server" / "README.md").read_text()),
+        *imports_shown_in((project / "README.md").read_text()),
+    ]
+    assert "from http_server import HTTPError" in statements
+    result = subprocess.run(
+        [sys.executable, "-c", "\n".join(statements)],
+        cwd=project,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# The pages a user of the template or of a generated service reads.
+USER_DOCS = [ROOT / "README.md", TEMPLATE_DIR / "README.md", FRAMEWORK_DIR / "README.md"]
+
+
+@pytest.mark.parametrize("page", USER_DOCS, ids=lambda page: str(page.relative_to(ROOT)))
+def test_the_user_docs_never_use_the_word_seed(page):
+    # "The seed" was the framework's first version, a name its readers cannot know.
+    assert "seed" not in page.read_text().lower()
 
 
 def test_env_example_and_readme_document_every_setting(bake):
