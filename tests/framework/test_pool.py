@@ -8,12 +8,20 @@ through timing.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from http_server import WebServer
 from http_server import pool as pool_module
 from http_server.pool import WorkerPool
+
+
+class Clock:
+    """The pool's clock, moved by the test alone: no pause between two lines can flip a rule."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -23,7 +31,9 @@ def make_pool():
     def make(threads: int) -> WorkerPool:
         server = WebServer(host="127.0.0.1", port=0, route=[], threads=threads, access_log=False)
         sock = server.bind()
-        pool = WorkerPool(server, sock, threads)
+        pool = WorkerPool(server.connection_context(), sock, threads,
+                          max_connections=server.max_connections,
+                          wake_housekeeping=server.wake_housekeeping, clock=Clock())
         made.append((pool, sock))
         return pool
 
@@ -34,7 +44,7 @@ def make_pool():
 
 
 def serving_since(pool: WorkerPool, ages: list[float]) -> None:
-    now = time.monotonic()
+    now = pool.clock()
     pool.serving.update({ident: now - age for ident, age in enumerate(ages)})
 
 
@@ -84,14 +94,14 @@ def test_housekeeping_checks_often_while_serving_and_rarely_once_quiet(make_pool
     pool.serving.clear()
     # Just after the last request: still often, a burst may follow.
     assert pool.housekeeping_interval() == pool_module.BLOCKED_CHECK
-    pool.busy_until = time.monotonic() - 1  # quiet for longer than QUIET_AFTER
+    pool.clock.now += pool_module.QUIET_AFTER * 2  # quiet for longer than QUIET_AFTER
     assert pool.housekeeping_interval() == pool_module.IDLE_CHECK
     assert pool.dozing  # so the next thread to take an event wakes housekeeping
 
 
 def test_a_thread_that_begins_to_serve_is_seen_even_while_dozing(make_pool):
     pool = make_pool(threads=16)
-    pool.busy_until = time.monotonic() - 1
+    pool.busy_until = pool.clock() - 1
     serving_since(pool, [0.0])
     assert pool.housekeeping_interval() == pool_module.BLOCKED_CHECK
     assert not pool.dozing

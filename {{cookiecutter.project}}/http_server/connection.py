@@ -4,77 +4,87 @@
 every complete request in the buffer, in order (pipelining), and returns as
 soon as it would have to wait for the client, so that a slow or idle client
 never holds a thread: the connection goes back to the poller instead. That
-holds for writing too: what the socket does not take at once is queued (bytes
-and file slices), and the connection waits in the poller until it is writable;
-no further request is read meanwhile (backpressure). Only streamed bodies are
-written on the worker's own time, since their producer runs on that thread.
+holds for writing too (output.py): what the socket does not take at once is
+queued, and the connection waits in the poller until it is writable; no
+further request is read meanwhile (backpressure).
+
+A connection knows nothing of the server: it is handed a ``Context`` (its
+limits, timeouts, the app's two entry points, the access log and the shared
+``ServerState``) and a callback to call when it closes.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import select
 import socket
 import time
-from collections import deque
+from collections.abc import Callable
 
 from .errors import ProtocolError, RequestTimeout
+from .output import SEND_TIMEOUT, ConnectionClosed, Output
 from .parser import NEED_DATA, RequestHead, RequestParser
 from .request import Headers, Requests
-from .response import FileBody, Response, has_body
+from .response import Response, has_body
 
 READ_SIZE = 65536
-SEND_TIMEOUT = 30.0  # a client that reads nothing for this long loses its connection
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # After refusing a malformed request, how long (and how much) the connection reads and
 # discards what the client still sends, waiting in the poller, before it closes.
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 1 << 20
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-SENDFILE_BLOCK = 1 << 24
-MSG_MORE = getattr(socket, "MSG_MORE", 0)
-
-# sendfile is refused for this file or socket: fall back to copying through Python.
-_NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOTSOCK}
 
 
-def wait_for(sock, event: int, timeout: float) -> bool:
-    """Whether ``sock`` became ready for ``event`` within ``timeout`` seconds.
+class ServerState:
+    """What every connection of a process may read about the server: is it stopping."""
 
-    poll, not select: select cannot watch a descriptor numbered 1024 or more,
-    and a busy server has thousands.
+    __slots__ = ("stopping",)
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+
+class Context:
+    """Everything a connection needs from the server, passed in once per process.
+
+    ``handle(request, response) -> response`` runs middleware and view;
+    ``answer_error(error, method, remote) -> response`` renders a protocol error.
     """
-    poller = select.poll()
-    poller.register(sock, event)
-    return bool(poller.poll(timeout * 1000))
 
+    __slots__ = ("parser_limits", "header_timeout", "keep_alive_timeout", "handle",
+                 "answer_error", "access_log", "state")
 
-class ConnectionClosed(Exception):
-    """The client went away, or stopped reading for too long, while we were writing."""
+    def __init__(self, *, parser_limits: tuple[int, int, int, int], header_timeout: float,
+                 keep_alive_timeout: float, handle: Callable, answer_error: Callable,
+                 access_log, state: ServerState) -> None:
+        self.parser_limits = parser_limits  # RequestParser's four limits, in its order
+        self.header_timeout = header_timeout
+        self.keep_alive_timeout = keep_alive_timeout
+        self.handle = handle
+        self.answer_error = answer_error
+        self.access_log = access_log
+        self.state = state
 
 
 class Connection:
     __slots__ = (
-        "sock", "fd", "remote", "server", "parser", "head", "expect_pending",
+        "sock", "fd", "remote", "context", "on_close", "parser", "head", "expect_pending",
         "deadline", "head_started", "parked", "out", "closing", "linger", "lingering",
         "answered",
     )
 
-    def __init__(self, sock, remote: str, server) -> None:
+    def __init__(self, sock, remote: str, context: Context,
+                 on_close: Callable[[Connection], None]) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.remote = remote
-        self.server = server
-        self.parser = RequestParser(
-            server.max_request_line, server.max_header_size, server.max_header_count,
-            server.max_body_size,
-        )
+        self.context = context
+        self.on_close = on_close  # called once, before the socket closes
+        self.parser = RequestParser(*context.parser_limits)
         self.head: RequestHead | None = None
         self.expect_pending = False
         self.head_started: float | None = None
-        self.deadline = time.monotonic() + server.header_timeout
+        self.deadline = time.monotonic() + context.header_timeout
         self.parked = False
-        self.out: deque = deque()  # bytes, memoryviews and FileBody slices not yet sent
+        self.out = Output(sock)
         self.closing = False  # close once the queued output is sent
         self.linger = False  # when closing, read the client out first (after an error)
         self.lingering = 0  # bytes still to discard while lingering; 0: not lingering
@@ -90,12 +100,13 @@ class Connection:
         """Answer what has arrived. True: park the connection in the poller; False: it is closed."""
         sock = self.sock
         parser = self.parser
+        out = self.out
         try:
             if self.lingering:
                 return self._discard_input()
             self.answered = False
-            if self.out:
-                if not self.flush():
+            if out:
+                if not out.flush():
                     return self._park_for_write()
                 self.answered = True
             if self.closing:
@@ -103,7 +114,7 @@ class Connection:
             # Requests that arrived pipelined while earlier answers were queued.
             if parser.in_request and not self._answer_ready_requests():
                 return self._finish()
-            while not self.out:
+            while not out:
                 try:
                     data = sock.recv(READ_SIZE)
                 except BlockingIOError:
@@ -117,13 +128,132 @@ class Connection:
                     break  # the kernel buffer is most likely empty: skip a futile recv
         except (ConnectionClosed, OSError):
             return self.close()
-        if self.out:
+        if out:
             return self._park_for_write()
         self._set_deadline()
         if parser.in_request and self.deadline <= time.monotonic():
             # The head's time ran out while its bytes trickled in: no sweep needed.
             return self._refuse(RequestTimeout("request not received in time"))
         return True
+
+    def _set_deadline(self) -> None:
+        context = self.context
+        now = time.monotonic()
+        if self.parser.awaiting_body:
+            self.deadline = now + context.header_timeout  # body: time without progress
+        elif self.parser.in_request:
+            # A head's clock starts when its first bytes are seen and does not
+            # move again, however slowly the rest trickles in.
+            if self.head_started is None:
+                self.head_started = now
+            self.deadline = self.head_started + context.header_timeout
+        elif self.answered or not self.parser.empty_lines:
+            self.head_started = None
+            self.deadline = now + context.keep_alive_timeout
+        # else only empty lines came: ignored, they make the connection no less idle.
+
+    def _park_for_write(self) -> bool:
+        self.deadline = time.monotonic() + SEND_TIMEOUT
+        return True
+
+    def _answer_ready_requests(self) -> bool:
+        """Dispatch the complete requests in the buffer. False: close the connection."""
+        parser = self.parser
+        while not self.out:  # an answer still queued: read no further (backpressure)
+            try:
+                event = parser.next_event()
+            except ProtocolError as error:
+                self.send_error(error)
+                self.linger = True
+                return False
+            if event is NEED_DATA:
+                if self.expect_pending and parser.awaiting_body:
+                    self.expect_pending = False
+                    self.out.write(CONTINUE)
+                return True
+            if type(event) is RequestHead:
+                self.head = event
+                self.expect_pending = event.expect_continue
+                continue
+            head = self.head
+            self.head = None
+            self.head_started = None
+            self.expect_pending = False
+            request = Requests(head.method, head.target, head.version,
+                               Headers.from_wire(head.headers), event.data, self.remote)
+            request.trailers = event.trailers
+            self.answered = True
+            if not self.respond(request, head.keep_alive):
+                return False
+        return True
+
+    # -- answering --------------------------------------------------------
+
+    def respond(self, request: Requests, keep_alive: bool) -> bool:
+        """Run the app for one request and write its answer. True if the connection stays."""
+        context = self.context
+        access_log = context.access_log
+        logging = access_log.enabled
+        started = time.perf_counter() if logging else 0.0
+        response = context.handle(request, Response(self.sock))
+        keep_alive = keep_alive and not context.state.stopping and not response.wants_close
+        http10 = request.version == "HTTP/1.0"
+        stream = response.stream_body
+        chunked = stream is not None and not http10 and request.method != "HEAD"
+        if stream is not None and http10:
+            keep_alive = False  # the end of the body is the end of the connection
+        file = response.file
+        out = self.out
+        size = 0
+        try:
+            head = response.head_bytes(keep_alive=keep_alive, http10=http10, chunked=chunked)
+            if not has_body(request.method, response.status):
+                out.write(head)
+            elif file is not None:
+                out.write(head, more=True)
+                size = file.count
+                response.file = None  # the output queue owns it now
+                out.write_file(file)
+            elif stream is not None:
+                out.write(head)
+                size = out.write_stream(stream, chunked)
+            else:
+                body = response.body
+                size = len(body)
+                if size < 65536:
+                    out.write(head + body)  # one send: no copy worth avoiding
+                else:
+                    out.write(head)
+                    out.write(body)
+        finally:
+            if response.file is not None:
+                response.file.close()
+            if stream is not None and hasattr(stream, "close"):
+                stream.close()
+            if logging:
+                access_log.log(self.remote, request, response.status, size,
+                               time.perf_counter() - started,
+                               response.headers.get("x-request-id"))
+        return keep_alive
+
+    def send_error(self, error: ProtocolError) -> None:
+        """Answer a request that could not be read, through the app's error handlers.
+
+        Never waits: what the socket does not take at once is queued like any answer.
+        The caller closes the connection.
+        """
+        method = self.parser.method
+        response = self.context.answer_error(error, method, self.remote)
+        head = response.head_bytes(keep_alive=False)
+        try:
+            self.out.write(head + response.body if has_body(method, response.status) else head)
+        except ConnectionClosed:
+            pass
+        if self.context.access_log.enabled:
+            self.context.access_log.log(self.remote, None, response.status,
+                                        len(response.body), 0.0)
+
+    # -- ending -----------------------------------------------------------
 
     def _finish(self) -> bool:
         """The last answer says close: close now, or once its queued bytes are sent."""
@@ -170,231 +300,6 @@ class Connection:
         except OSError:
             return self.close()
 
-    def _park_for_write(self) -> bool:
-        self.deadline = time.monotonic() + SEND_TIMEOUT
-        return True
-
-    def _set_deadline(self) -> None:
-        server = self.server
-        now = time.monotonic()
-        if self.parser.awaiting_body:
-            self.deadline = now + server.header_timeout  # body: time without progress
-        elif self.parser.in_request:
-            # A head's clock starts when its first bytes are seen and does not
-            # move again, however slowly the rest trickles in.
-            if self.head_started is None:
-                self.head_started = now
-            self.deadline = self.head_started + server.header_timeout
-        elif self.answered or not self.parser.empty_lines:
-            self.head_started = None
-            self.deadline = now + server.keep_alive_timeout
-        # else only empty lines came: ignored, they make the connection no less idle.
-
-    def _answer_ready_requests(self) -> bool:
-        """Dispatch the complete requests in the buffer. False: close the connection."""
-        parser = self.parser
-        while not self.out:  # an answer still queued: read no further (backpressure)
-            try:
-                event = parser.next_event()
-            except ProtocolError as error:
-                self.send_error(error)
-                self.linger = True
-                return False
-            if event is NEED_DATA:
-                if self.expect_pending and parser.awaiting_body:
-                    self.expect_pending = False
-                    self.write(CONTINUE)
-                return True
-            if type(event) is RequestHead:
-                self.head = event
-                self.expect_pending = event.expect_continue
-                continue
-            head = self.head
-            self.head = None
-            self.head_started = None
-            self.expect_pending = False
-            request = Requests(head.method, head.target, head.version,
-                               Headers.from_wire(head.headers), event.data, self.remote)
-            request.trailers = event.trailers
-            self.answered = True
-            if not self.respond(request, head.keep_alive):
-                return False
-        return True
-
-    # -- answering --------------------------------------------------------
-
-    def respond(self, request: Requests, keep_alive: bool) -> bool:
-        """Run the app for one request and write its answer. True if the connection stays."""
-        server = self.server
-        logging = server.access_log.enabled
-        started = time.perf_counter() if logging else 0.0
-        response = server.app.handle(request, Response(self.sock))
-        keep_alive = keep_alive and not server.stopping and not response.wants_close
-        http10 = request.version == "HTTP/1.0"
-        stream = response.stream_body
-        chunked = stream is not None and not http10 and request.method != "HEAD"
-        if stream is not None and http10:
-            keep_alive = False  # the end of the body is the end of the connection
-        file = response.file
-        size = 0
-        try:
-            head = response.head_bytes(keep_alive=keep_alive, http10=http10, chunked=chunked)
-            if not has_body(request.method, response.status):
-                self.write(head)
-            elif file is not None:
-                self.write(head, more=True)
-                size = file.count
-                response.file = None  # the output queue owns it now
-                self.write_file(file)
-            elif stream is not None:
-                self.write(head)
-                size = self.write_stream(stream, chunked)
-            else:
-                body = response.body
-                size = len(body)
-                if size < 65536:
-                    self.write(head + body)  # one send: no copy worth avoiding
-                else:
-                    self.write(head)
-                    self.write(body)
-        finally:
-            if response.file is not None:
-                response.file.close()
-            if stream is not None and hasattr(stream, "close"):
-                stream.close()
-            if logging:
-                server.access_log.log(self.remote, request, response.status, size,
-                                      time.perf_counter() - started,
-                                      response.headers.get("x-request-id"))
-        return keep_alive
-
-    # -- writing ----------------------------------------------------------
-
-    def write(self, data: bytes, more: bool = False) -> None:
-        """Send ``data`` now, or queue what the socket does not take (never blocks).
-
-        ``more``: the body follows at once (a file), so the kernel may hold the
-        head back to share a packet with it instead of sending it alone.
-        """
-        if self.out:
-            self.out.append(data)
-            return
-        try:
-            sent = self.sock.send(data, MSG_MORE if more else 0)
-        except BlockingIOError:
-            sent = 0
-        except OSError as error:
-            raise ConnectionClosed from error
-        if sent < len(data):
-            self.out.append(memoryview(data)[sent:])
-
-    def write_file(self, body: FileBody) -> None:
-        self.out.append(body)
-        if len(self.out) == 1:
-            self.flush()
-
-    def flush(self) -> bool:
-        """Send queued output until done (True) or until the socket is full (False)."""
-        out = self.out
-        sock = self.sock
-        while out:
-            item = out[0]
-            if type(item) is FileBody:
-                if not self._send_file_slice(item):
-                    return False
-                item.close()
-            else:
-                try:
-                    sent = sock.send(item)
-                except BlockingIOError:
-                    return False
-                except OSError as error:
-                    raise ConnectionClosed from error
-                if sent < len(item):
-                    out[0] = memoryview(item)[sent:]
-                    return False
-            out.popleft()
-        return True
-
-    def _send_file_slice(self, body: FileBody) -> bool:
-        """Zero copy: the kernel moves the file to the socket without it entering Python."""
-        fd_in = body.file.fileno()
-        while body.count > 0:
-            try:
-                sent = os.sendfile(self.fd, fd_in, body.offset, min(body.count, SENDFILE_BLOCK))
-            except BlockingIOError:
-                return False
-            except OSError as error:
-                if error.errno not in _NO_SENDFILE:
-                    raise ConnectionClosed from error
-                self._copy_file(body)
-                return True
-            if sent == 0:
-                # The file shrank under us: the promised Content-Length cannot be
-                # kept, and only closing tells the client the body is cut short.
-                raise ConnectionClosed("file truncated while being sent")
-            body.offset += sent
-            body.count -= sent
-        return True
-
-    def _copy_file(self, body: FileBody) -> None:
-        """Where sendfile is refused: copy in blocks, waiting for the client as needed."""
-        body.file.seek(body.offset)
-        while body.count > 0:
-            chunk = body.file.read(min(body.count, 262144))
-            if not chunk:
-                break
-            self._send_blocking(chunk)
-            body.count -= len(chunk)
-
-    def write_stream(self, stream, chunked: bool) -> int:
-        """A streamed body is produced on this thread, so it is written on it too."""
-        size = 0
-        for item in stream:
-            if isinstance(item, str):
-                item = item.encode("utf-8")
-            if not item:
-                continue
-            size += len(item)
-            self._send_blocking(b"%x\r\n%s\r\n" % (len(item), item) if chunked else item)
-        if chunked:
-            self._send_blocking(b"0\r\n\r\n")
-        return size
-
-    def _send_blocking(self, data: bytes, timeout: float = SEND_TIMEOUT) -> None:
-        self.write(data)
-        while self.out and not self.flush():
-            if not wait_for(self.sock, select.POLLOUT, timeout):
-                raise ConnectionClosed("client stopped reading")
-
-    def send_error(self, error: ProtocolError) -> None:
-        """Answer a request that could not be read, through the app's error handlers.
-
-        Never waits: what the socket does not take at once is queued like any answer.
-        The caller closes the connection.
-        """
-        method = self.parser.method
-        response = self.server.app.protocol_error_response(error, method, self.remote)
-        head = response.head_bytes(keep_alive=False)
-        try:
-            if has_body(method, response.status):
-                self.write(head + response.body)
-            else:
-                self.write(head)
-        except ConnectionClosed:
-            pass
-        if self.server.access_log.enabled:
-            self.server.access_log.log(self.remote, None, response.status, len(response.body),
-                                       0.0)
-
-    # -- ending -----------------------------------------------------------
-
-    def expire(self) -> None:
-        """The deadline passed while the connection waited in the poller."""
-        if self.parser.in_request and not self.out and not self.lingering:
-            self.send_error(RequestTimeout("request not received in time"))
-        self.close()
-
     def has_input(self) -> bool:
         """Whether the client sent something not yet read (or closed): it is not idle."""
         try:
@@ -404,12 +309,15 @@ class Connection:
         except OSError:
             return True  # reading will tell, and close it
 
+    def expire(self) -> None:
+        """The deadline passed while the connection waited in the poller."""
+        if self.parser.in_request and not self.out and not self.lingering:
+            self.send_error(RequestTimeout("request not received in time"))
+        self.close()
+
     def close(self) -> bool:
-        self.server.pool.forget(self)
-        for item in self.out:
-            if type(item) is FileBody:
-                item.close()
-        self.out.clear()
+        self.on_close(self)
+        self.out.discard()
         try:
             self.sock.close()
         except OSError:

@@ -26,9 +26,10 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from .accesslog import logger
-from .connection import Connection
+from .connection import Connection, Context
 from .poller import make_poller
 from .response import Response
 
@@ -45,8 +46,20 @@ QUIET_AFTER = 0.05
 
 
 class WorkerPool:
-    def __init__(self, server, listener: socket.socket, threads: int) -> None:
-        self.server = server
+    """The threads of one process, serving the connections accepted on ``listener``.
+
+    ``wake_housekeeping`` interrupts the main thread's wait (see
+    ``housekeeping_interval``); ``clock`` is the clock that times the threads'
+    events (a test passes its own).
+    """
+
+    def __init__(self, context: Context, listener: socket.socket, threads: int, *,
+                 max_connections: int, wake_housekeeping: Callable[[], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.context = context
+        self.max_connections = max_connections
+        self.wake_housekeeping = wake_housekeeping
+        self.clock = clock
         self.listener = listener
         self.listener_fd = listener.fileno()
         self.thread_count = threads
@@ -81,6 +94,7 @@ class WorkerPool:
     def _work(self) -> None:
         leader = self.leader
         serving = self.serving
+        clock = self.clock
         me = threading.get_ident()
         while self.running:
             if not self.slots.acquire(timeout=1.0):
@@ -94,10 +108,10 @@ class WorkerPool:
                 with leader:
                     fd = self._next_ready()
                 if fd is not None:
-                    serving[me] = time.monotonic()
+                    serving[me] = clock()
                     if self.dozing:
                         self.dozing = False
-                        self.server.wake_housekeeping()
+                        self.wake_housekeeping()
                     try:
                         self._handle(fd)
                     finally:
@@ -143,7 +157,7 @@ class WorkerPool:
 
     def housekeeping_interval(self) -> float:
         """From housekeeping: how long it may wait before calling relieve_blocked again."""
-        now = time.monotonic()
+        now = self.clock()
         if self.serving:
             self.busy_until = now + QUIET_AFTER
         if now < self.busy_until:
@@ -156,7 +170,7 @@ class WorkerPool:
 
     def relieve_blocked(self) -> None:
         """From housekeeping: open a place for each blocked thread (up to ``threads``)."""
-        now = time.monotonic()
+        now = self.clock()
         blocked = sum(1 for since in list(self.serving.values()) if now - since > BLOCKED_AFTER)
         with self.slot_lock:
             wanted = min(self.base_slots + blocked, self.thread_count)
@@ -201,7 +215,7 @@ class WorkerPool:
         sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if len(self.connections) >= self.server.max_connections:
+        if len(self.connections) >= self.max_connections:
             try:
                 sock.send(_busy_answer())
             except OSError:
@@ -209,7 +223,7 @@ class WorkerPool:
             sock.close()
             return
         remote = address[0] if isinstance(address, tuple) else "unix"
-        connection = Connection(sock, remote, self.server)
+        connection = Connection(sock, remote, self.context, self.forget)
         with self.lock:
             self.connections[connection.fd] = connection
             connection.parked = True
@@ -219,7 +233,7 @@ class WorkerPool:
 
     def sweep(self, closing_idle: bool = False) -> None:
         """Close parked connections past their deadline (and, when stopping, all but uploads)."""
-        now = time.monotonic()
+        now = time.monotonic()  # the clock connections set their deadlines by
         expired = []
         with self.lock:
             for connection in self.connections.values():
@@ -260,10 +274,7 @@ class WorkerPool:
             leftovers = list(self.connections.values())
             self.connections.clear()
         for connection in leftovers:
-            try:
-                connection.sock.close()
-            except OSError:
-                pass
+            connection.close()  # its queued files too
         self.poller.close()
 
 

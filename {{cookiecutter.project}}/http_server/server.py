@@ -6,8 +6,9 @@
     server.run()
 
 With ``workers=1`` the server runs in this process. With ``workers=N`` this
-process binds the socket, forks N children that share it, forwards SIGTERM
-and SIGINT to them and replaces any that dies unexpectedly.
+process binds the socket and a ``Supervisor`` (supervisor.py) forks N
+children that share it, stops them on SIGTERM and SIGINT and replaces any
+that dies unexpectedly.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import os
 import select
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterable
 from . import config
 from .accesslog import AccessLog, configure_errors, logger
 from .app import App
+from .connection import Context, ServerState
 from .pool import WorkerPool
+from .supervisor import STOP_SIGNALS, Supervisor
 from .url import Path, Router
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SWEEP_INTERVAL = 0.25  # how often it closes connections past their deadline
 
 
@@ -54,12 +55,15 @@ class WebServer:
         if self.media_root:
             self.fileServer(self.media_url, self.media_root)
 
-        self.stopping = False
+        self.state = ServerState()
         self.pool: WorkerPool | None = None
         self.socket: socket.socket | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
-        self._children: dict[int, int] = {}  # pid -> slot
+
+    @property
+    def stopping(self) -> bool:
+        return self.state.stopping
 
     # -- building the application ---------------------------------------
 
@@ -94,12 +98,7 @@ class WebServer:
     # -- running ----------------------------------------------------------
 
     def bind(self) -> socket.socket:
-        """Open the listening socket (``self.port`` becomes the real port if it was 0).
-
-        With several worker processes, they all accept from this one socket,
-        which this process keeps open: connections waiting in its queue when a
-        worker dies are served by the others instead of being reset.
-        """
+        """Open the listening socket (``self.port`` becomes the real port if it was 0)."""
         if self.socket is not None:
             return self.socket
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -124,18 +123,35 @@ class WebServer:
         logger.info("listening on http://%s:%d (workers=%d, threads=%d)",
                     self.host, self.port, self.workers, self.threads)
         if self.workers > 1 and hasattr(os, "fork"):
-            self._supervise(sock)
+            supervisor = Supervisor(sock, self.workers, self.graceful_timeout, self._serve_child)
+            self._install_signal_handlers(supervisor.stop)
+            supervisor.run()
         else:
             self.serve(sock)
+
+    def connection_context(self) -> Context:
+        """What each connection is handed: limits, timeouts, the app, the log, the state."""
+        return Context(
+            parser_limits=(self.max_request_line, self.max_header_size, self.max_header_count,
+                           self.max_body_size),
+            header_timeout=self.header_timeout,
+            keep_alive_timeout=self.keep_alive_timeout,
+            handle=self.app.handle,
+            answer_error=self.app.protocol_error_response,
+            access_log=self.access_log,
+            state=self.state,
+        )
 
     def serve(self, sock: socket.socket) -> None:
         """Run the worker threads of this process on ``sock`` until stopped."""
         self._install_signal_handlers(self._request_stop)
-        self.pool = WorkerPool(self, sock, self.threads)
+        self.pool = WorkerPool(self.connection_context(), sock, self.threads,
+                               max_connections=self.max_connections,
+                               wake_housekeeping=self.wake_housekeeping)
         self.pool.start()
         try:
             next_sweep = 0.0
-            while not self.stopping:
+            while not self.state.stopping:
                 wait = self.pool.housekeeping_interval()
                 ready, _, _ = select.select([self._wake_r], [], [], wait)
                 if ready:
@@ -152,12 +168,18 @@ class WebServer:
             self.pool.close()
             logger.info("stopped")
 
+    def _serve_child(self, sock: socket.socket) -> None:
+        """A worker process: its own wake-up pipe (not its siblings'), then serve."""
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self.serve(sock)
+
     def stop(self) -> None:
         """Stop as SIGTERM would: from another thread, or from a signal handler."""
         self._request_stop()
 
     def _request_stop(self, *_signal) -> None:
-        self.stopping = True
+        self.state.stopping = True
         self.wake_housekeeping()
 
     def wake_housekeeping(self) -> None:
@@ -171,73 +193,3 @@ class WebServer:
         if threading.current_thread() is threading.main_thread():
             for number in STOP_SIGNALS:
                 signal.signal(number, handler)
-
-    # -- several processes -----------------------------------------------
-
-    def _supervise(self, sock: socket.socket) -> None:
-        self._install_signal_handlers(self._request_stop)
-        for slot in range(self.workers):
-            self._spawn(sock, slot)
-        while self._children:
-            ready, _, _ = select.select([self._wake_r], [], [], 0.5)
-            if ready:
-                os.read(self._wake_r, 1024)
-            if self.stopping:
-                break
-            self._reap(respawn_with=sock)
-        # Stopping: the socket stops accepting once the workers close their copies
-        # too, so new clients are refused at once instead of waiting in its queue.
-        sock.close()
-        for pid in list(self._children):
-            _signal_quietly(pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.graceful_timeout + 1.0
-        while self._children and time.monotonic() < deadline:
-            self._reap()
-            time.sleep(0.02)
-        for pid in list(self._children):
-            _signal_quietly(pid, signal.SIGKILL)
-        while self._children:
-            self._reap()
-            time.sleep(0.01)
-
-    def _spawn(self, sock: socket.socket, slot: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # the child: serve, then leave without running the parent's cleanup
-            code = 0
-            try:
-                self._children = {}
-                self._wake_r, self._wake_w = os.pipe()  # its own, not the parent's
-                os.set_blocking(self._wake_w, False)
-                for number in STOP_SIGNALS:
-                    signal.signal(number, signal.SIG_DFL)
-                self.serve(sock)
-            except BaseException:
-                logger.error("worker process failed", exc_info=True)
-                code = 1
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        self._children[pid] = slot
-
-    def _reap(self, respawn_with: socket.socket | None = None) -> None:
-        while self._children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                self._children.clear()
-                return
-            if pid == 0:
-                return
-            slot = self._children.pop(pid, None)
-            if slot is not None and respawn_with is not None and not self.stopping:
-                logger.error("worker process %d exited (status %d); starting another", pid, status)
-                time.sleep(0.1)
-                self._spawn(respawn_with, slot)
-
-
-def _signal_quietly(pid: int, number: int) -> None:
-    try:
-        os.kill(pid, number)
-    except ProcessLookupError:
-        pass

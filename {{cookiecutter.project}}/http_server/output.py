@@ -1,0 +1,158 @@
+"""What a connection sends: written at once, or queued while the socket is full.
+
+``write`` never blocks: what the socket does not take is queued (bytes and
+file slices), and ``flush`` sends the queue when the poller says the socket
+is writable again. A file body goes out with ``os.sendfile`` (zero copy: the
+kernel moves it to the socket without it entering Python). Only a streamed
+body is written blocking, on the thread whose view produces it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+from collections import deque
+
+from .response import FileBody
+
+SEND_TIMEOUT = 30.0  # a client that reads nothing for this long loses its connection
+SENDFILE_BLOCK = 1 << 24
+COPY_BLOCK = 262144
+MSG_MORE = getattr(socket, "MSG_MORE", 0)
+
+# sendfile is refused for this file or socket: fall back to copying through Python.
+_NO_SENDFILE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOTSOCK}
+
+
+class ConnectionClosed(Exception):
+    """The client went away, or stopped reading for too long, while we were writing."""
+
+
+def wait_for(sock, event: int, timeout: float) -> bool:
+    """Whether ``sock`` became ready for ``event`` within ``timeout`` seconds.
+
+    poll, not select: select cannot watch a descriptor numbered 1024 or more,
+    and a busy server has thousands.
+    """
+    poller = select.poll()
+    poller.register(sock, event)
+    return bool(poller.poll(timeout * 1000))
+
+
+class Output:
+    """The bytes, memoryviews and file slices of one connection not yet sent, in order."""
+
+    __slots__ = ("sock", "fd", "queue")
+
+    def __init__(self, sock) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.queue: deque = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self.queue)
+
+    def write(self, data: bytes, more: bool = False) -> None:
+        """Send ``data`` now, or queue what the socket does not take (never blocks).
+
+        ``more``: the body follows at once (a file), so the kernel may hold the
+        head back to share a packet with it instead of sending it alone.
+        """
+        if self.queue:
+            self.queue.append(data)
+            return
+        try:
+            sent = self.sock.send(data, MSG_MORE if more else 0)
+        except BlockingIOError:
+            sent = 0
+        except OSError as error:
+            raise ConnectionClosed from error
+        if sent < len(data):
+            self.queue.append(memoryview(data)[sent:])
+
+    def write_file(self, body: FileBody) -> None:
+        self.queue.append(body)
+        if len(self.queue) == 1:
+            self.flush()
+
+    def flush(self) -> bool:
+        """Send queued output until done (True) or until the socket is full (False)."""
+        queue = self.queue
+        sock = self.sock
+        while queue:
+            item = queue[0]
+            if type(item) is FileBody:
+                if not self._send_file_slice(item):
+                    return False
+                item.close()
+            else:
+                try:
+                    sent = sock.send(item)
+                except BlockingIOError:
+                    return False
+                except OSError as error:
+                    raise ConnectionClosed from error
+                if sent < len(item):
+                    queue[0] = memoryview(item)[sent:]
+                    return False
+            queue.popleft()
+        return True
+
+    def _send_file_slice(self, body: FileBody) -> bool:
+        fd_in = body.file.fileno()
+        while body.count > 0:
+            try:
+                sent = os.sendfile(self.fd, fd_in, body.offset, min(body.count, SENDFILE_BLOCK))
+            except BlockingIOError:
+                return False
+            except OSError as error:
+                if error.errno not in _NO_SENDFILE:
+                    raise ConnectionClosed from error
+                self._copy_file(body)
+                return True
+            if sent == 0:
+                # The file shrank under us: the promised Content-Length cannot be
+                # kept, and only closing tells the client the body is cut short.
+                raise ConnectionClosed("file truncated while being sent")
+            body.offset += sent
+            body.count -= sent
+        return True
+
+    def _copy_file(self, body: FileBody) -> None:
+        """Where sendfile is refused: copy in blocks, waiting for the client as needed."""
+        body.file.seek(body.offset)
+        while body.count > 0:
+            chunk = body.file.read(min(body.count, COPY_BLOCK))
+            if not chunk:
+                break
+            self.send_blocking(chunk)
+            body.count -= len(chunk)
+
+    def write_stream(self, stream, chunked: bool) -> int:
+        """A streamed body is produced on this thread, so it is written on it too."""
+        size = 0
+        for item in stream:
+            if isinstance(item, str):
+                item = item.encode("utf-8")
+            if not item:
+                continue
+            size += len(item)
+            self.send_blocking(b"%x\r\n%s\r\n" % (len(item), item) if chunked else item)
+        if chunked:
+            self.send_blocking(b"0\r\n\r\n")
+        return size
+
+    def send_blocking(self, data: bytes, timeout: float = SEND_TIMEOUT) -> None:
+        self.write(data)
+        while self.queue and not self.flush():
+            if not wait_for(self.sock, select.POLLOUT, timeout):
+                raise ConnectionClosed("client stopped reading")
+
+    def discard(self) -> None:
+        """Drop what was not sent, closing queued files."""
+        for item in self.queue:
+            if type(item) is FileBody:
+                item.close()
+        self.queue.clear()

@@ -1,0 +1,111 @@
+"""Several worker processes on one listening socket: start them, replace any that dies,
+and stop them all on SIGTERM or SIGINT (gunicorn's arbiter, in small).
+
+The parent binds the socket and keeps it open while it supervises: the workers
+accept from that one socket, so connections waiting in its queue when a worker
+dies are served by the others instead of being reset.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+
+from .accesslog import logger
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+RESPAWN_PAUSE = 0.1  # seconds before replacing a worker, so a crash loop cannot spin
+
+
+class Supervisor:
+    """Runs ``workers`` children, each calling ``serve_child(sock)``, until ``stop()``."""
+
+    def __init__(self, sock: socket.socket, workers: int, graceful_timeout: float,
+                 serve_child: Callable[[socket.socket], None]) -> None:
+        self.sock = sock
+        self.workers = workers
+        self.graceful_timeout = graceful_timeout
+        self.serve_child = serve_child
+        self.stopping = False
+        self.children: dict[int, int] = {}  # pid -> slot
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+
+    def stop(self, *_signal) -> None:
+        """Stop every worker (safe from a signal handler)."""
+        self.stopping = True
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def run(self) -> None:
+        for slot in range(self.workers):
+            self._spawn(slot)
+        while self.children:
+            ready, _, _ = select.select([self._wake_r], [], [], 0.5)
+            if ready:
+                os.read(self._wake_r, 1024)
+            if self.stopping:
+                break
+            self._reap(respawn=True)
+        # The socket stops accepting once the workers close their copies too, so
+        # new clients are refused at once instead of waiting in its queue.
+        self.sock.close()
+        for pid in list(self.children):
+            _signal_quietly(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.graceful_timeout + 1.0
+        while self.children and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.02)
+        for pid in list(self.children):
+            _signal_quietly(pid, signal.SIGKILL)
+        while self.children:
+            self._reap()
+            time.sleep(0.01)
+
+    def _spawn(self, slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: serve, then leave without running the parent's cleanup
+            code = 0
+            try:
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                for number in STOP_SIGNALS:
+                    signal.signal(number, signal.SIG_DFL)
+                self.serve_child(self.sock)
+            except BaseException:
+                logger.error("worker process failed", exc_info=True)
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        self.children[pid] = slot
+
+    def _reap(self, respawn: bool = False) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            slot = self.children.pop(pid, None)
+            if slot is not None and respawn and not self.stopping:
+                logger.error("worker process %d exited (status %d); starting another", pid, status)
+                time.sleep(RESPAWN_PAUSE)
+                self._spawn(slot)
+
+
+def _signal_quietly(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass
