@@ -19,10 +19,11 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
 def test_root_demo_comes_up_healthy(tmp_path, figures):
     # 8080 may be taken on a developer's machine (`make run`): with host networking the
-    # test moves the server to a free port; the image's own default is checked below.
+    # test moves the server to a free port as a user would (`PORT=... docker compose up`);
+    # the image's own default is checked below.
     port = free_port()
     project = ComposeProject(
-        ROOT / "docker-compose.yml", "demo", tmp_path, environment={"PORT": str(port)}
+        ROOT / "docker-compose.yml", "demo", tmp_path, shell={"PORT": str(port)}
     )
     try:
         project.up()

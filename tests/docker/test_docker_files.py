@@ -133,9 +133,11 @@ def test_env_file_sets_the_user_the_image_is_built_for(generated, tmp_path):
     assert service["build"]["args"] == {"APP_UID": "1000", "APP_GID": "1001"}
 
 
-def test_root_compose_file():
-    (service,) = compose_config(ROOT / "docker-compose.yml")["services"].values()
+@pytest.mark.parametrize(("shell", "port"), [({}, "8080"), ({"PORT": "9000"}, "9000")])
+def test_root_compose_file(shell, port):
+    (service,) = compose_config(ROOT / "docker-compose.yml", shell)["services"].values()
     assert service["build"]["context"] == str(ROOT)
-    assert [(p["published"], p["target"]) for p in service["ports"]] == [("8080", 8080)]
+    assert [(p["published"], p["target"]) for p in service["ports"]] == [(port, int(port))]
+    assert service["environment"]["PORT"] == port
     assert service["init"] is True
     assert service["restart"] == "unless-stopped"
