@@ -8,7 +8,8 @@ The seed's names: ``WebServer``, ``Path``, ``Requests``, ``Response`` here and
 
 from .config import ConfigError, settings_from_env
 from .errors import HTTPError
-from .request import Headers, Requests
+from .headers import Headers
+from .request import Requests
 from .response import Response
 from .server import WebServer
 from .url import Path, Redirect, reverse

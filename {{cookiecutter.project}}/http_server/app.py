@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from .accesslog import logger
 from .errors import HTTPError, ProtocolError
-from .request import Headers, Requests
+from .headers import Headers
+from .request import Requests
 from .response import Response, set_cookie_line
 from .url import Redirect, Router
 

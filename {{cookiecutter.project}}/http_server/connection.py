@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable
 
 from .errors import ProtocolError, RequestTimeout
+from .headers import Headers
 from .output import SEND_TIMEOUT, ConnectionClosed, Output
 from .parser import NEED_DATA, RequestHead, RequestParser
-from .request import Headers, Requests
+from .request import Requests
 from .response import Response, has_body
 
 READ_SIZE = 65536

@@ -1,72 +1,14 @@
-"""What a view receives: ``Requests`` (the seed's name) and case-insensitive ``Headers``."""
+"""What a view receives: ``Requests`` (the seed's name), with its ``Headers``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, MutableMapping
 from urllib.parse import parse_qs, unquote
 
 from .errors import HTTPError
+from .headers import Headers
 
-
-class Headers(MutableMapping):
-    """A case-insensitive mapping of header names to values that keeps the names as given."""
-
-    __slots__ = ("_values", "_names")
-
-    def __init__(self, items: Iterable[tuple[str, str]] | dict | None = None) -> None:
-        self._values: dict[str, str] = {}
-        self._names: dict[str, str] = {}
-        if items:
-            self.update(items)
-
-    @classmethod
-    def from_wire(cls, fields: list[tuple[str, str]]) -> Headers:
-        """Build from parsed (lower-case name, value) pairs; repeated fields are joined."""
-        headers = cls.__new__(cls)
-        values: dict[str, str] = {}
-        for name, value in fields:
-            if name in values:
-                values[name] += ("; " if name == "cookie" else ", ") + value
-            else:
-                values[name] = value
-        headers._values = values
-        headers._names = {}
-        return headers
-
-    def __getitem__(self, key: str) -> str:
-        return self._values[key.lower()]
-
-    def __setitem__(self, key: str, value: str) -> None:
-        lower = key.lower()
-        self._values[lower] = value
-        self._names[lower] = key
-
-    def __delitem__(self, key: str) -> None:
-        lower = key.lower()
-        del self._values[lower]
-        self._names.pop(lower, None)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._values
-
-    def get(self, key: str, default=None):
-        return self._values.get(key.lower(), default)
-
-    def __iter__(self) -> Iterator[str]:
-        names = self._names
-        return (names.get(lower, lower) for lower in self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def items_for_wire(self) -> Iterator[tuple[str, str]]:
-        names = self._names
-        for lower, value in self._values.items():
-            yield names.get(lower, lower), value
-
-    def __repr__(self) -> str:
-        return f"Headers({dict(self.items_for_wire())!r})"
+__all__ = ["Headers", "Requests"]
 
 
 class Requests:
@@ -119,6 +61,21 @@ class Requests:
         if self._query is None:
             self._query = parse_qs(self.query_string, keep_blank_values=True)
         return self._query
+
+    @property
+    def path_segments(self) -> list[str]:
+        """The path's segments, each percent-decoded on its own (a new list each time).
+
+        An encoded ``/`` (``%2F``) stays inside its segment instead of splitting
+        it, so ``/a%2Fb/`` gives ``["a/b", ""]`` (the last one empty: the path
+        ends with ``/``). Bytes that are not UTF-8 are kept as the surrogates
+        ``os`` uses for such file names, so every file name can be asked for.
+        """
+        raw_path = self.target.partition("?")[0]
+        segments = raw_path.split("/")[1:]
+        if "%" not in raw_path:
+            return segments
+        return [unquote(segment, errors="surrogateescape") for segment in segments]
 
     @property
     def text(self) -> str:

@@ -15,7 +15,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 
 from . import grammar
-from .request import Headers
+from .headers import Headers
 
 DEFAULT_CONTENT_TYPE = "text/html; charset=utf-8"
 
@@ -227,7 +227,7 @@ class Response:
         """The status line and header section, framing included."""
         status = self.status
         parts = [status_line(status), date_line()]
-        headers = self.headers._values  # lower-case name -> value; read directly, it is hot
+        headers = self.headers
         if self.content_type is not None and status != 304 and "content-type" not in headers:
             parts.append(_content_type_line(self.content_type))
         if status_has_body(status):
@@ -240,13 +240,7 @@ class Response:
             parts.append(b"Connection: close\r\n")
         elif http10:
             parts.append(b"Connection: keep-alive\r\n")
-        if headers:
-            names = self.headers._names
-            for lower, value in headers.items():
-                if lower not in _FRAMING_HEADERS:
-                    line = f"{names.get(lower, lower)}: {value}\r\n"
-                    encoding = "latin-1" if value.isascii() else _header_encoding(value)
-                    parts.append(line.encode(encoding))
+        parts += headers.wire_lines(_FRAMING_HEADERS)
         if self.cookies:
             for name, cookie in self.cookies.items():
                 parts.append(set_cookie_line(name, cookie))
@@ -286,10 +280,6 @@ def error_text(status: int, error: BaseException | None = None) -> str:
 @functools.lru_cache(maxsize=256)
 def _content_type_line(content_type: str) -> bytes:
     return b"Content-Type: " + content_type.encode("latin-1") + b"\r\n"
-
-
-def _header_encoding(value: str) -> str:
-    return "latin-1" if value.isascii() or max(value) <= "\xff" else "utf-8"
 
 
 def _cookie_attribute(value: str) -> str:

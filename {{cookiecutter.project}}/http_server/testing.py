@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping
 from http import cookiejar
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-from .request import Headers, Requests
+from .headers import Headers
+from .request import Requests
 from .response import Response
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
