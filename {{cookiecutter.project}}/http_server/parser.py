@@ -18,13 +18,13 @@ from .errors import (
     BadRequest,
     ExpectationFailed,
     HeaderFieldsTooLarge,
-    MethodNotImplemented,
     NotImplementedCoding,
     PayloadTooLarge,
     ProtocolError,
     URITooLong,
     VersionNotSupported,
 )
+from .target import checked_target
 
 NEED_DATA = "NEED_DATA"
 
@@ -244,7 +244,7 @@ class RequestParser:
         self.method = method = method.decode("ascii")
         if version[5:6] != b"1":
             raise VersionNotSupported("only HTTP/1.x is supported")
-        target = _checked_target(method, target)
+        target = checked_target(method, target)
         # HTTP/1.2 and later minor versions are answered as HTTP/1.1 (RFC 9110 2.5).
         return method, target, "HTTP/1.0" if version == b"HTTP/1.0" else "HTTP/1.1"
 
@@ -348,20 +348,14 @@ class RequestParser:
         buf = self._buffer
         while True:
             if self._state == _CHUNK_SIZE:
-                end = buf.find(b"\r\n")
-                if end < 0:
-                    if len(buf) > MAX_CHUNK_LINE + 1:  # + 1: a CR waiting for its LF
-                        raise BadRequest("chunk line too long")
-                    if b"\n" in buf:
-                        raise BadRequest("bare LF in a chunk line")
+                line = self._take_line(MAX_CHUNK_LINE, BadRequest("chunk line too long"),
+                                       "a chunk line")
+                if line is None:
                     return NEED_DATA
-                if end > MAX_CHUNK_LINE:
-                    raise BadRequest("chunk line too long")
-                match = grammar.CHUNK_LINE.fullmatch(buf, 0, end)
+                match = grammar.CHUNK_LINE.fullmatch(line)
                 if match is None:
                     raise BadRequest("malformed chunk size or extension")
                 size = int(match.group(1), 16)
-                del buf[: end + 2]
                 if size == 0:
                     self._state = _TRAILERS
                     continue
@@ -386,18 +380,12 @@ class RequestParser:
                 self._remaining = 0
                 self._state = _CHUNK_SIZE
             else:  # _TRAILERS
-                end = buf.find(b"\r\n")
-                if end < 0:
-                    if self._trailer_size + len(buf) > self.max_header_size + 1:
-                        raise HeaderFieldsTooLarge("trailer section too large")
-                    if b"\n" in buf:
-                        raise BadRequest("bare LF in the trailer section")
+                line = self._take_line(self.max_header_size - self._trailer_size - 2,
+                                       HeaderFieldsTooLarge("trailer section too large"),
+                                       "the trailer section")
+                if line is None:
                     return NEED_DATA
-                self._trailer_size += end + 2
-                if self._trailer_size > self.max_header_size:
-                    raise HeaderFieldsTooLarge("trailer section too large")
-                line = bytes(buf[:end])
-                del buf[: end + 2]
+                self._trailer_size += len(line) + 2
                 if line:
                     self._add_trailer(line)
                     continue
@@ -407,6 +395,29 @@ class RequestParser:
                 self._trailer_size = 0
                 self._state = _HEAD
                 return body
+
+    def _take_line(self, limit: int, too_long: ProtocolError, where: str) -> bytes | None:
+        """The next line of the body's framing, without its CRLF; None until it is whole.
+
+        ``limit`` is the longest the line may be. The checks do not depend on how
+        the bytes were split: a line is too long as soon as ``limit`` + 2 bytes show no
+        CRLF, and a bare LF is refused wherever it stands.
+        """
+        buf = self._buffer
+        end = buf.find(b"\r\n")
+        if end < 0:
+            if len(buf) > limit + 1:  # + 1: a line of exactly the limit may await its LF
+                raise too_long
+            if b"\n" in buf:
+                raise BadRequest(f"bare LF in {where}")
+            return None
+        if end > limit:
+            raise too_long
+        if buf.find(b"\n", 0, end) >= 0:
+            raise BadRequest(f"bare LF in {where}")
+        line = bytes(buf[:end])
+        del buf[: end + 2]
+        return line
 
     def _add_trailer(self, line: bytes) -> None:
         match = grammar.FIELD_LINE.fullmatch(line)
@@ -429,58 +440,3 @@ def _why_field_is_bad(line: bytes) -> str:
     if name.endswith((b" ", b"\t")):
         return "whitespace before the colon"
     return "invalid character in a header field"
-
-
-def _checked_target(method: str, target: bytes) -> str:
-    """The request target as a path for the router, or a refusal (RFC 9112 section 3.2).
-
-    origin-form is checked against its grammar; absolute-form becomes origin-form;
-    ``*`` is for OPTIONS alone (the server answers it itself); authority-form is for
-    CONNECT alone, and CONNECT is refused before routing: this server does not
-    tunnel, and a 2xx would tell the client that the rest of the connection is one.
-    """
-    if target[:1] == b"/":
-        if method == "CONNECT":
-            raise BadRequest("CONNECT needs an authority-form target")
-        return _checked_origin_form(target)
-    if target == b"*":
-        if method != "OPTIONS":
-            raise BadRequest("only OPTIONS may have the target *")
-        return "*"
-    authority_form = grammar.AUTHORITY_FORM.fullmatch(target) is not None
-    if method == "CONNECT":
-        if authority_form:
-            raise MethodNotImplemented("CONNECT is not supported: this server does not tunnel")
-        raise BadRequest("CONNECT needs an authority-form target")
-    lower = target[:8].lower()
-    for scheme in (b"http://", b"https://"):
-        if lower.startswith(scheme):
-            rest = target[len(scheme):]
-            cut = len(rest)
-            for separator in (b"/", b"?"):
-                found = rest.find(separator)
-                if 0 <= found < cut:
-                    cut = found
-            authority, path = rest[:cut], rest[cut:]
-            if not authority:
-                raise BadRequest("absolute-form target without an authority")
-            if b"@" in authority:
-                raise BadRequest("userinfo in the request target")  # RFC 9110 section 4.2.4
-            if grammar.HOST.fullmatch(authority.decode("ascii")) is None:
-                raise BadRequest("invalid authority in the request target")
-            return _checked_origin_form(b"/" + path if path[:1] != b"/" else path)
-    if authority_form:
-        raise BadRequest("authority-form is only for CONNECT")
-    raise BadRequest("request target is not origin-form or absolute-form")
-
-
-def _checked_origin_form(target: bytes) -> str:
-    if grammar.ORIGIN_FORM.fullmatch(target) is None:
-        raise BadRequest("invalid character in the request target")
-    if b"%" in target:
-        path = target.partition(b"?")[0]
-        if grammar.BAD_PERCENT.search(path) is not None:
-            raise BadRequest("a % in the path is not followed by two hex digits")
-        if grammar.ENCODED_CONTROL.search(path) is not None:
-            raise BadRequest("a control character in the decoded path")
-    return target.decode("ascii")
