@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Iterable
 
 from .response import check_header
 
-# Named routes of every Path created, for the module-level reverse() (Django-style).
-_NAMED: dict[str, Path] = {}
+# The routers in use, newest first, for the module-level reverse() (Django-style): the
+# names are those of routes a server serves, not of every Path ever made.
+_ROUTERS: list[weakref.ref] = []
 
 _GROUP = re.compile(r"\(\?P<(\w+)>((?:[^()\\]|\\.|\((?!\?P<)(?:[^()\\]|\\.)*\))*)\)")
 _ESCAPED = re.compile(r"\\(.)")
@@ -36,8 +38,6 @@ class Path:
             if "GET" in allowed:
                 allowed.add("HEAD")
             self.methods = frozenset(allowed)
-        if name:
-            _NAMED[name] = self
 
     def reverse(self, **kwargs) -> str:
         """Fill the named groups in with ``kwargs``; each value must match its group."""
@@ -70,11 +70,11 @@ class Path:
 
 def reverse(name: str, /, **kwargs) -> str:
     """The path of the route called ``name``, with its groups filled in from ``kwargs``."""
-    try:
-        route = _NAMED[name]
-    except KeyError:
-        raise LookupError(f"no route is named {name!r}") from None
-    return route.reverse(**kwargs)
+    for ref in list(_ROUTERS):
+        router = ref()
+        if router is not None and name in router.named:
+            return router.reverse(name, **kwargs)
+    raise LookupError(f"no route is named {name!r}")
 
 
 class Redirect:
@@ -100,6 +100,7 @@ class Router:
     def __init__(self, routes: Iterable[Path] = ()) -> None:
         self.routes: list[Path] = list(routes)
         self.named = {route.name: route for route in self.routes if route.name}
+        _ROUTERS[:] = [weakref.ref(self), *(ref for ref in _ROUTERS if ref() is not None)]
 
     def add(self, route: Path) -> None:
         self.routes.append(route)
