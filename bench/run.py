@@ -613,11 +613,11 @@ def chart(rows: list[dict], runs: int, path: Path) -> None:
                ("flood", "p99_ms", "new client p99 ms"), ("flood-big", "rss_mib", "RSS MiB after")]
     panels = [p for p in panels if any(r["workload"] == p[0] for r in rows)]
     cols = 2
-    nrows = (len(panels) + cols - 1) // cols
+    nrows = (len(panels) + cols) // cols  # and a place for the workers panel
     fig, axes = plt.subplots(nrows, cols, figsize=(12, 2.6 * nrows), squeeze=False)
     colors = ["#4c72b0", "#dd8452", "#55a868"]
     for ax, (w, key, title) in zip(axes.flat, panels, strict=False):
-        servers = [s for s in [*ALL_SERVERS, flood_bench.ARENA]
+        servers = [s for s in [ALL_SERVERS[0], flood_bench.ARENA, *ALL_SERVERS[1:]]
                    if any(r["workload"] == w and r["server"] == s
                                                  for r in rows)]
         height = 0.8 / runs
