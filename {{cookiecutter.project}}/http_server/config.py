@@ -96,6 +96,8 @@ SETTINGS: dict[str, tuple[object, Callable]] = {
     "keep_alive_timeout": (5.0, _seconds(0.0)),
     "header_timeout": (10.0, _seconds(0.001)),
     "graceful_timeout": (10.0, _seconds(0.0)),
+    "drain_delay": (0.0, _seconds(0.0)),
+    "reuse_port": (False, _flag),
     "max_request_line": (8192, _integer(64, MIB)),
     "max_header_size": (64 * 1024, _integer(256, 16 * MIB)),
     "max_header_count": (100, _integer(1, 10_000)),
