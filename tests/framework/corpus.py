@@ -4,8 +4,9 @@
 with the status it must be refused with. Several harnesses replay the same
 cases: tests/framework/test_parser.py (whole, byte by byte, seeded splits),
 test_h11_differential.py (against h11's server-side parser) and
-test_split_property.py (any split, plus hostile mutations). Keeping the cases
-here, in one place, is what stops those harnesses drifting apart.
+test_split_property.py (any split). Keeping the cases here, in one place, is
+what stops those harnesses drifting apart. ``hostile_requests()`` turns the
+corpus into a hypothesis strategy: a case, then a few mutations.
 
 Expectations follow RFC 9110 / RFC 9112. Where the parser disagrees, the case
 keeps the RFC's answer and is marked ``xfail(strict=True, reason="parser
@@ -15,10 +16,12 @@ un-marked.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
 from http_server.parser import MAX_CHUNK_LINE
+from hypothesis import strategies as st
 
 # --------------------------------------------------------------------------- builders
 
@@ -707,3 +710,54 @@ INVALID = [
              body=b"1" + b"0" * 16 + b"2\r\nhi\r\n0\r\n\r\n"), 400),
     bad("http09-request-line", b"GET /\r\n\r\n", 400),
 ]
+
+
+# --------------------------------------------------------------------------- mutations
+
+# (input, limits) of every case, valid and invalid.
+SEEDS = [(param.values[0], param.values[-1]) for param in VALID + INVALID]
+
+# What a mutation inserts: line-ending pieces, whitespace and separators, where a
+# parser that looks for them in only some of its states goes wrong.
+INSERTS = [b"\r", b"\n", b"\r\n", b"\r\n\r\n", b" ", b"\t", b"\x00", b":", b";", b"0"]
+MAX_MUTATIONS = 3
+_DIGIT = re.compile(rb"[0-9]")
+
+# Strategies built once: hypothesis inspects a sampled_from list each time one is made.
+_SEED_INDEX = st.integers(0, len(SEEDS) - 1)
+_MUTATION_KIND = st.sampled_from(["insert", "repeat-line", "change-digit", "drop-byte"])
+_INSERT = st.sampled_from(INSERTS)
+_NEW_DIGIT = st.sampled_from(b"0123456789aF")
+
+
+@st.composite
+def hostile_requests(draw) -> tuple[bytes, dict]:
+    """(input, limits): a corpus case with up to ``MAX_MUTATIONS`` mutations.
+
+    A mutation inserts one of ``INSERTS`` anywhere, repeats a line, changes a digit
+    (to another, or to a hex letter) or drops a byte.
+    """
+    data, limits = SEEDS[draw(_SEED_INDEX)]
+    for _ in range(draw(st.integers(0, MAX_MUTATIONS))):
+        data = _mutated(draw, data)
+    return data, limits
+
+
+def _mutated(draw, data: bytes) -> bytes:
+    """``data`` with one mutation at a drawn position (inputs run to 80 kB: no lists)."""
+    kind = draw(_MUTATION_KIND)
+    at = draw(st.integers(0, len(data)))
+    if kind == "insert":
+        return data[:at] + draw(_INSERT) + data[at:]
+    if kind == "repeat-line":  # the CRLF-ended line around ``at``, twice
+        start = data.rfind(b"\r\n", 0, at) + 2 if at else 0
+        end = data.find(b"\r\n", start)
+        end = len(data) if end < 0 else end + 2
+        return data[:end] + data[start:end] + data[end:]
+    if kind == "change-digit":  # the first digit from ``at`` on, else the first at all
+        found = _DIGIT.search(data, at) or _DIGIT.search(data)
+        if found is None:
+            return data
+        at = found.start()
+        return data[:at] + bytes([draw(_NEW_DIGIT)]) + data[at + 1 :]
+    return data[:at] + data[at + 1 :]
