@@ -30,6 +30,13 @@ def create_server(environ: Mapping[str, str] | None = None) -> WebServer:
     server.fileServer(media_url, media_root)
     for status in ERROR_STATUSES:
         server.errorhandler(status)(views.error)
+    # GET /livez and /readyz for an orchestrator (README: Deploy), off the access log like
+    # Docker's health check. A readiness check of your own, e.g. a database ping:
+    #     @server.readiness_check
+    #     def database() -> bool:
+    #         return pool.ping(timeout=1.0)  # /readyz answers 503 while this is false
+    server.add_probes()
+    server.access_log.skip_paths.add("/healthz")
     return server
 
 

@@ -30,6 +30,7 @@ def escape(text: str) -> str:
 class AccessLog:
     def __init__(self, log_format: str = "text", enabled: bool = True, fd: int = 1) -> None:
         self.enabled = enabled
+        self.skip_paths: set[str] = set()  # probes: an orchestrator asks every few seconds
         self.json = log_format == "json"
         self.fd = fd
         self._second = 0
@@ -46,6 +47,8 @@ class AccessLog:
     def log(self, remote: str, request, status: int, size: int, seconds: float,
             request_id: str | None = None) -> None:
         """One line for an answered request (``request`` None: one refused unparsed)."""
+        if request is not None and request.path in self.skip_paths:
+            return
         if request is None:
             method = target = version = "-"
             user_agent = ""

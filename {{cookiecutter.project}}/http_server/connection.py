@@ -35,11 +35,18 @@ LINGER_BYTES = 1 << 20
 
 
 class ServerState:
-    """What every connection of a process may read about the server: is it stopping."""
+    """Where the server of this process is in its life, shared with every connection.
 
-    __slots__ = ("stopping",)
+    ``ready``: started, taking traffic. ``draining``: SIGTERM came: every answer
+    says ``Connection: close``. ``stopping``: the listening socket closes, in-flight
+    requests finish, the process ends.
+    """
+
+    __slots__ = ("ready", "draining", "stopping")
 
     def __init__(self) -> None:
+        self.ready = False
+        self.draining = False
         self.stopping = False
 
 
@@ -197,7 +204,7 @@ class Connection:
         logging = access_log.enabled
         started = time.perf_counter() if logging else 0.0
         response = context.handle(request, Response(self.sock))
-        keep_alive = keep_alive and not context.state.stopping and not response.wants_close
+        keep_alive = keep_alive and not context.state.draining and not response.wants_close
         http10 = request.version == "HTTP/1.0"
         stream = response.stream_body
         chunked = stream is not None and not http10 and request.method != "HEAD"

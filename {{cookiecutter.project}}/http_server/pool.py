@@ -242,7 +242,10 @@ class WorkerPool:
                 if not connection.parked:
                     continue
                 if closing_idle and not connection.parser.awaiting_body:
-                    expired.append(connection)
+                    # Stopping: idle connections close, but not one whose request has
+                    # arrived (a thread will answer it, with Connection: close).
+                    if not connection.has_input():
+                        expired.append(connection)
                 elif connection.deadline <= now and not connection.has_input():
                     # Input waiting means its event is on its way to a thread that is
                     # busy: the client is not idle, and its request must not be lost.
@@ -255,9 +258,17 @@ class WorkerPool:
             connection.expire()
 
     def stop_accepting(self) -> None:
+        """Take no new connection; accept those already queued, which closing the
+        listening socket would reset, so that they are served before the end."""
         with self.lock:
             self.accepting = False
             self.poller.unregister(self.listener_fd)
+        while True:
+            try:
+                sock, address = self.listener.accept()
+            except OSError:  # BlockingIOError: the queue is empty
+                break
+            self._add(sock, address)
 
     def drain(self, grace: float) -> None:
         """Let in-flight requests finish and close idle connections, for ``grace`` seconds."""

@@ -14,6 +14,7 @@ that dies unexpectedly.
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import socket
@@ -26,6 +27,7 @@ from .accesslog import AccessLog, configure_errors, logger
 from .app import App
 from .connection import Context, ServerState
 from .pool import WorkerPool
+from .probes import Probes
 from .supervisor import STOP_SIGNALS, Supervisor
 from .url import Path, Router
 
@@ -56,6 +58,8 @@ class WebServer:
             self.fileServer(self.media_url, self.media_root)
 
         self.state = ServerState()
+        self.probes = Probes(self.state)
+        self._drain_ends: float | None = None  # when the drain after SIGTERM ends
         self.pool: WorkerPool | None = None
         self.socket: socket.socket | None = None
         self._wake_r, self._wake_w = os.pipe()
@@ -95,6 +99,19 @@ class WebServer:
     def reverse(self, name: str, /, **kwargs) -> str:
         return self.router.reverse(name, **kwargs)
 
+    def add_probes(self, live: str = "/livez", ready: str = "/readyz") -> None:
+        """Serve the liveness and readiness probes (probes.py), off the access log."""
+        for path, view, name in ((live, self.probes.livez, "livez"),
+                                 (ready, self.probes.readyz, "readyz")):
+            self.router.add(Path("^" + re.escape(path) + r"\Z", view, name=name,
+                                 methods=["GET"]))
+            self.access_log.skip_paths.add(path)
+
+    def readiness_check(self, check: Callable[[], object]) -> Callable[[], object]:
+        """Decorator: ``/readyz`` answers 503 while ``check()`` is false or raises."""
+        self.probes.add_check(check)
+        return check
+
     # -- running ----------------------------------------------------------
 
     def bind(self) -> socket.socket:
@@ -105,6 +122,8 @@ class WebServer:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.reuse_port:  # several processes or containers share the port
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((self.host, self.port))
             sock.listen(1024)
         except OSError as error:
@@ -123,7 +142,8 @@ class WebServer:
         logger.info("listening on http://%s:%d (workers=%d, threads=%d)",
                     self.host, self.port, self.workers, self.threads)
         if self.workers > 1 and hasattr(os, "fork"):
-            supervisor = Supervisor(sock, self.workers, self.graceful_timeout, self._serve_child)
+            supervisor = Supervisor(sock, self.workers, self.drain_delay + self.graceful_timeout,
+                                    self._serve_child)
             self._install_signal_handlers(supervisor.stop)
             supervisor.run()
         else:
@@ -148,6 +168,7 @@ class WebServer:
         self.pool = WorkerPool(self.connection_context(), sock, self.threads,
                                max_connections=self.max_connections,
                                wake_housekeeping=self.wake_housekeeping)
+        self.state.ready = True  # no request can be answered before the threads start
         self.pool.start()
         try:
             next_sweep = 0.0
@@ -161,6 +182,8 @@ class WebServer:
                 if now >= next_sweep:
                     self.pool.sweep()
                     next_sweep = now + SWEEP_INTERVAL
+                if self._drain_ends is not None and now >= self._drain_ends:
+                    self.state.stopping = True
         finally:
             self.pool.stop_accepting()
             sock.close()
@@ -178,8 +201,18 @@ class WebServer:
         """Stop as SIGTERM would: from another thread, or from a signal handler."""
         self._request_stop()
 
-    def _request_stop(self, *_signal) -> None:
-        self.state.stopping = True
+    def _request_stop(self, number: int | None = None, _frame=None) -> None:
+        """The shutdown sequence: drain for ``drain_delay`` (still serving, every answer
+        with ``Connection: close``, ``/readyz`` 503), then stop. A second request to stop,
+        or SIGINT, skips the rest of the drain."""
+        state = self.state
+        already_draining = state.draining
+        state.draining = True
+        if already_draining or number == signal.SIGINT or self.drain_delay <= 0:
+            state.stopping = True
+        else:
+            self._drain_ends = time.monotonic() + self.drain_delay
+            logger.info("draining for %g s before stopping", self.drain_delay)
         self.wake_housekeeping()
 
     def wake_housekeeping(self) -> None:

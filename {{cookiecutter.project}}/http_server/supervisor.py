@@ -25,19 +25,25 @@ RESPAWN_PAUSE = 0.1  # seconds before replacing a worker, so a crash loop cannot
 class Supervisor:
     """Runs ``workers`` children, each calling ``serve_child(sock)``, until ``stop()``."""
 
-    def __init__(self, sock: socket.socket, workers: int, graceful_timeout: float,
+    def __init__(self, sock: socket.socket, workers: int, stop_timeout: float,
                  serve_child: Callable[[socket.socket], None]) -> None:
         self.sock = sock
         self.workers = workers
-        self.graceful_timeout = graceful_timeout
+        self.stop_timeout = stop_timeout  # a worker's drain delay and grace period
         self.serve_child = serve_child
         self.stopping = False
+        self.signals: list[int] = []  # received, not yet forwarded to the workers
         self.children: dict[int, int] = {}  # pid -> slot
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
 
-    def stop(self, *_signal) -> None:
-        """Stop every worker (safe from a signal handler)."""
+    def stop(self, number: int = signal.SIGTERM, _frame=None) -> None:
+        """Stop every worker as signal ``number`` says (safe from a signal handler).
+
+        Each signal is forwarded: a second SIGTERM, or a SIGINT, during the
+        workers' drain delay makes them skip the rest of it.
+        """
+        self.signals.append(number)
         self.stopping = True
         try:
             os.write(self._wake_w, b"x")
@@ -57,10 +63,12 @@ class Supervisor:
         # The socket stops accepting once the workers close their copies too, so
         # new clients are refused at once instead of waiting in its queue.
         self.sock.close()
-        for pid in list(self.children):
-            _signal_quietly(pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.graceful_timeout + 1.0
+        deadline = time.monotonic() + self.stop_timeout + 1.0
         while self.children and time.monotonic() < deadline:
+            while self.signals:
+                number = self.signals.pop(0)
+                for pid in list(self.children):
+                    _signal_quietly(pid, number)
             self._reap()
             time.sleep(0.02)
         for pid in list(self.children):

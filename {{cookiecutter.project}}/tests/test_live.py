@@ -82,6 +82,11 @@ def test_media_file(live_url):
     assert response.text.startswith("Hello from the media folder.")
 
 
+def test_probes(live_url):
+    assert requests.get(f"{live_url}/livez", timeout=5).json() == {"status": "alive"}
+    assert requests.get(f"{live_url}/readyz", timeout=5).json() == {"status": "ready"}
+
+
 def test_health_check(live_url):
     response = requests.get(f"{live_url}/healthz", timeout=5)
     assert response.status_code == 200
@@ -129,13 +134,18 @@ def test_python_main_py_serves_logs_and_stops_cleanly_on_sigterm():
                 assert time.monotonic() < deadline, "the server did not start in 15 s"
                 time.sleep(0.1)
         assert response.status_code == 200
+        page = requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+        assert requests.get(f"http://127.0.0.1:{port}/livez", timeout=2).status_code == 200
+        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
-        # One JSON access-log line per request on stdout, with the request id.
+        # One JSON access-log line per request on stdout, with the request id;
+        # none for the health check and the probes, which an orchestrator calls all the time.
         lines = [json.loads(line) for line in process.stdout.read().decode().splitlines()]
-        health = [line for line in lines if line["target"] == "/healthz"][-1]
-        assert health["status"] == 200
-        assert health["request_id"] == response.headers["X-Request-ID"]
+        index = [line for line in lines if line["target"] == "/"][-1]
+        assert index["status"] == 200
+        assert index["request_id"] == page.headers["X-Request-ID"]
+        assert not [line for line in lines if line["target"] in ("/healthz", "/livez", "/readyz")]
     finally:
         if process.poll() is None:
             process.kill()
