@@ -91,7 +91,13 @@ VALID = [
     good(
         "absolute-form-https-with-port-and-no-path",
         http("GET HTTPS://example.com:8443 HTTP/1.1", HOST),
-        Parsed("GET", "/", headers=(H,)),
+        # RFC 9112 section 3.2.2: the target's authority replaces the Host field.
+        Parsed("GET", "/", headers=(("host", "example.com:8443"),)),
+    ),
+    good(
+        "absolute-form-authority-wins-over-host",
+        http("GET http://other.example:81/a HTTP/1.1", HOST),
+        Parsed("GET", "/a", headers=(("host", "other.example:81"),)),
     ),
     good(
         "absolute-form-query-without-path",

@@ -139,11 +139,15 @@ def theirs(data: bytes) -> Verdict:
         elif isinstance(event, h11.Data):
             body += event.data
         elif isinstance(event, h11.EndOfMessage):
+            target, authority = _as_origin_form(head.target.decode("ascii"))
+            headers = tuple((n.decode("ascii"), v.decode("latin-1")) for n, v in head.headers)
+            if authority is not None:  # RFC 9112 3.2.2: the target's authority wins over Host
+                headers = tuple((n, authority if n == "host" else v) for n, v in headers)
             requests.append(Parsed(
                 head.method.decode("ascii"),
-                _as_origin_form(head.target.decode("ascii")),
+                target,
                 _version(head.http_version),
-                tuple((n.decode("ascii"), v.decode("latin-1")) for n, v in head.headers),
+                headers,
                 bytes(body),
                 tuple((n.decode("ascii"), v.decode("latin-1")) for n, v in event.headers),
                 conn.their_state is not h11.MUST_CLOSE,
@@ -163,13 +167,14 @@ def theirs(data: bytes) -> Verdict:
     return Verdict(tuple(requests), None, pending=head is not None, rest=rest)
 
 
-def _as_origin_form(target: str) -> str:
-    """h11 hands on absolute-form as sent; ours turns it into the path the router needs."""
-    match = re.fullmatch(r"(?i)https?://[^/?]*(.*)", target)
+def _as_origin_form(target: str) -> tuple[str, str | None]:
+    """h11 hands on absolute-form as sent; ours turns it into the path the router needs,
+    and takes the authority as the Host (RFC 9112 section 3.2.2): (path, authority)."""
+    match = re.fullmatch(r"(?i)https?://([^/?]*)(.*)", target)
     if match is None:
-        return target
-    path = match.group(1)
-    return path if path.startswith("/") else "/" + path
+        return target, None
+    authority, path = match.groups()
+    return (path if path.startswith("/") else "/" + path), authority
 
 
 def _version(http_version: bytes) -> str:

@@ -114,6 +114,7 @@ class RequestParser:
         self._trailers: list[tuple[str, str]] = []
         self._trailer_size = 0
         self._empty_lines = 0  # empty lines seen before the current request line
+        self._authority: str | None = None  # of an absolute-form target
         # The method of the request being read, once known, also when it is refused:
         # an answer to HEAD never has a body, not even an error's (RFC 9110 9.3.2).
         self.method: str | None = None
@@ -244,7 +245,7 @@ class RequestParser:
         self.method = method = method.decode("ascii")
         if version[5:6] != b"1":
             raise VersionNotSupported("only HTTP/1.x is supported")
-        target = checked_target(method, target)
+        target, self._authority = checked_target(method, target)
         # HTTP/1.2 and later minor versions are answered as HTTP/1.1 (RFC 9110 2.5).
         return method, target, "HTTP/1.0" if version == b"HTTP/1.0" else "HTTP/1.1"
 
@@ -293,6 +294,11 @@ class RequestParser:
             raise BadRequest("HTTP/1.1 needs exactly one Host" if host_count else "missing Host")
         if host_count > 1:
             raise BadRequest("more than one Host")
+        if self._authority is not None:  # absolute-form: its authority wins over Host
+            authority = self._authority
+            headers = [(name, authority if name == "host" else value) for name, value in headers]
+            if not host_count:
+                headers.append(("host", authority))
 
         chunked = False
         if transfer_encoding is not None:

@@ -11,10 +11,12 @@ from . import grammar
 from .errors import BadRequest, MethodNotImplemented
 
 
-def checked_target(method: str, target: bytes) -> str:
-    """The request target as a path for the router, or a refusal (RFC 9112 section 3.2).
+def checked_target(method: str, target: bytes) -> tuple[str, str | None]:
+    """The request target as a path for the router, and the authority of an absolute-form
+    target (None for any other form); or a refusal (RFC 9112 section 3.2).
 
-    origin-form is checked against its grammar; absolute-form becomes origin-form;
+    origin-form is checked against its grammar; absolute-form becomes origin-form, and
+    its authority replaces the Host field (RFC 9112 section 3.2.2);
     ``*`` is for OPTIONS alone (the server answers it itself); authority-form is for
     CONNECT alone, and CONNECT is refused before routing: this server does not
     tunnel, and a 2xx would tell the client that the rest of the connection is one.
@@ -22,11 +24,11 @@ def checked_target(method: str, target: bytes) -> str:
     if target[:1] == b"/":
         if method == "CONNECT":
             raise BadRequest("CONNECT needs an authority-form target")
-        return checked_origin_form(target)
+        return checked_origin_form(target), None
     if target == b"*":
         if method != "OPTIONS":
             raise BadRequest("only OPTIONS may have the target *")
-        return "*"
+        return "*", None
     authority_form = grammar.AUTHORITY_FORM.fullmatch(target) is not None
     if method == "CONNECT":
         if authority_form:
@@ -48,7 +50,8 @@ def checked_target(method: str, target: bytes) -> str:
                 raise BadRequest("userinfo in the request target")  # RFC 9110 section 4.2.4
             if grammar.HOST.fullmatch(authority.decode("ascii")) is None:
                 raise BadRequest("invalid authority in the request target")
-            return checked_origin_form(b"/" + path if path[:1] != b"/" else path)
+            path = checked_origin_form(b"/" + path if path[:1] != b"/" else path)
+            return path, authority.decode("ascii")
     if authority_form:
         raise BadRequest("authority-form is only for CONNECT")
     raise BadRequest("request target is not origin-form or absolute-form")
