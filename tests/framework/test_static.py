@@ -740,3 +740,21 @@ def test_root_may_be_a_symlink_switched_at_run_time(tmp_path):
         assert requests.get(live.url + "/m/app.txt").text == "v2"
         # Still no way out of the (new) folder.
         assert get_raw(live, "/m/%2e%2e/v1/app.txt")[0] == 404
+
+
+# What the mount no longer checks itself: the parser refuses these targets before any view.
+@pytest.mark.parametrize(
+    "target",
+    ["/media/%zz", "/media/%", "/media/%2", "/media/a%g0", "/media/hello.txt%", "media/hello.txt",
+     "*", "127.0.0.1:80", "/media/hello.txt#x", "/media/a\\b", "/media/hello.txt%0a"],
+)
+def test_targets_outside_the_grammar_never_reach_the_mount(live, target):
+    status, headers, body = get_raw(live, target)
+    assert status == 400, target
+    assert TEXT not in body and "etag" not in headers
+
+
+def test_a_target_longer_than_the_request_line_limit_never_reaches_the_mount(live):
+    status, _, body = get_raw(live, "/media/hello.txt?" + "x" * 9000)
+    assert status == 414
+    assert TEXT not in body

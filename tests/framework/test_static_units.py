@@ -1,55 +1,57 @@
-"""The pure parts of http_server.static, without sockets: paths, types, validators, ranges."""
+"""The pure parts of http_server.static and its media types, without sockets: which file a
+path names, which it refuses, its type, its entity tag, the listing page."""
 
 import os
-import time
 from types import SimpleNamespace
 
 import pytest
 from http_server import static
+from http_server.mediatypes import content_type_for
+from http_server.request import Requests
 from http_server.static import (
-    UNSATISFIABLE,
+    StaticFiles,
     UnsafePath,
-    coalesce,
-    content_type_for,
-    decode_path,
-    decode_segment,
-    etag_match,
-    evaluate_preconditions,
-    if_range_allows,
+    check_segment,
     is_inside,
+    listing_page,
     make_etag,
-    multipart_body,
     normalize_prefix,
-    parse_etags,
-    parse_http_date,
-    parse_range,
-    relative_segments,
     resolve,
-    split_target,
+    segments_below,
 )
 
 # --------------------------------------------------------------------------- paths
 
 
+def segments(target: str) -> list[str]:
+    return Requests("GET", target).path_segments
+
+
+def below(target: str, prefix: str = "/media/") -> tuple[list[str], bool]:
+    """The segments below ``prefix`` that serve() would take from a request for ``target``."""
+    return segments_below(normalize_prefix(prefix).strip("/").split("/") if prefix.strip("/")
+                          else [], segments(target))
+
+
+def refuse(target: str, prefix: str = "/media/") -> None:
+    """What serve() checks before it touches the disk; raises UnsafePath to refuse."""
+    rest, _ = below(target, prefix)
+    for name in rest:
+        check_segment(name)
+
+
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
-        ("/media/a.txt", ("/media/a.txt", "")),
-        ("/media/a.txt?x=1&y=/../", ("/media/a.txt", "x=1&y=/../")),
-        ("/media/a.txt#frag", ("/media/a.txt", "")),
-        ("http://example.com/media/a.txt?q", ("/media/a.txt", "q")),
-        ("http://example.com", ("/", "")),
-        (b"/media/b.txt", ("/media/b.txt", "")),
+        ("/media/a.txt", ["media", "a.txt"]),
+        ("/media/a.txt?x=1&y=/../", ["media", "a.txt"]),
+        ("/", [""]),
+        ("/media/", ["media", ""]),
+        ("/a%2Fb/", ["a/b", ""]),  # an encoded slash stays inside its segment
     ],
 )
-def test_split_target(target, expected):
-    assert split_target(target) == expected
-
-
-@pytest.mark.parametrize("target", ["*", "example.com:443", "media/a.txt", "/" + "a" * 9000])
-def test_split_target_refuses_non_paths(target):
-    with pytest.raises(UnsafePath):
-        split_target(target)
+def test_path_segments_split_the_path_without_the_query(target, expected):
+    assert segments(target) == expected
 
 
 @pytest.mark.parametrize(
@@ -66,8 +68,9 @@ def test_split_target_refuses_non_paths(target):
         ("café.txt", "café.txt"),  # unencoded (an in-process caller): UTF-8
     ],
 )
-def test_decode_segment_plain_names(raw, name):
-    assert decode_segment(raw) == name
+def test_path_segments_decode_each_segment_once(raw, name):
+    assert segments("/" + raw) == [name]
+    check_segment(name, allow_hidden=True)  # a plain name to the mount ("..." is only hidden)
 
 
 @pytest.mark.parametrize(
@@ -97,26 +100,22 @@ def test_decode_segment_plain_names(raw, name):
         "a%0d%0a",
         "%7f",
         "",
-        "%",
-        "%2",
-        "%zz",
-        "a%g0",
     ],
 )
-def test_decode_segment_refuses(raw):
+def test_segments_that_are_not_plain_names_are_refused(raw):
     with pytest.raises(UnsafePath):
-        decode_segment(raw)
+        refuse(f"/media/{raw}/x.txt")
 
 
-def test_decode_path():
-    assert decode_path("/") == ([], True)
-    assert decode_path("/media/") == (["media"], True)
-    assert decode_path("/media/a%20b/c.txt") == (["media", "a b", "c.txt"], False)
-    for bad in ["media/a", "/media//etc/hostname", "//etc", "/media/a//", "/media/../x"]:
+def test_segments_below_the_root_mount():
+    assert below("/", "/") == ([], True)
+    assert below("/media/", "/") == (["media"], True)
+    assert below("/media/a%20b/c.txt", "/") == (["media", "a b", "c.txt"], False)
+    for bad in ["/media//etc/hostname", "//etc", "/media/a//", "/media/../x"]:
         with pytest.raises(UnsafePath):
-            decode_path(bad)
+            refuse(bad, "/")
     with pytest.raises(UnsafePath):
-        decode_path("/a" * (static.MAX_SEGMENTS + 1))
+        below("/a" * (static.MAX_SEGMENTS + 1), "/")
 
 
 @pytest.mark.parametrize(
@@ -134,21 +133,24 @@ def test_normalize_prefix_refuses(prefix):
         normalize_prefix(prefix)
 
 
-def test_relative_segments():
-    assert relative_segments("/media/a/b.txt?x", "/media/") == (["a", "b.txt"], False)
-    assert relative_segments("/media/a/", "/media/") == (["a"], True)
-    assert relative_segments("/media/", "/media/") == ([], True)
-    assert relative_segments("/media", "/media/") == ([], False)
+def test_segments_below_a_prefix():
+    assert below("/media/a/b.txt?x") == (["a", "b.txt"], False)
+    assert below("/media/a/") == (["a"], True)
+    assert below("/media/") == ([], True)
+    assert below("/media") == ([], False)
     # The prefix matches whole segments at the start only.
-    assert relative_segments("/mediax/a", "/media/") is None
-    assert relative_segments("/x/media/a", "/media/") is None
-    assert relative_segments("/a/b/c", "/a/b/") == (["c"], False)
-    assert relative_segments("/anything", "/") == (["anything"], False)
+    mount = StaticFiles("/media/", "/nonexistent")
+    for outside in ["/mediax/a", "/x/media/a"]:
+        assert not mount.matches(outside)
+        with pytest.raises(UnsafePath):
+            below(outside)
+    assert below("/a/b/c", "/a/b/") == (["c"], False)
+    assert below("/anything", "/") == (["anything"], False)
     # An encoded prefix is the same prefix (the decoded path matched it).
-    assert relative_segments("/%6dedia/a", "/media/") == (["a"], False)
+    assert below("/%6dedia/a") == (["a"], False)
     for bad in ["/media//etc/hostname", "/media/%2e%2e/x", "/media%2f..%2fsecret", "/media/..;/x"]:
         with pytest.raises(UnsafePath):
-            relative_segments(bad, "/media/")
+            refuse(bad)
 
 
 def test_is_inside():
@@ -177,27 +179,32 @@ def tree(tmp_path):
 
 def test_resolve_inside(tree):
     real_root = os.path.realpath(tree)
-    assert resolve(str(tree), ["a.txt"]) == os.path.join(real_root, "a.txt")
-    assert resolve(str(tree), ["sub", "b.txt"]) == os.path.join(real_root, "sub", "b.txt")
-    assert resolve(str(tree), []) == real_root
+    assert resolve(real_root, ["a.txt"]) == os.path.join(real_root, "a.txt")
+    assert resolve(real_root, ["sub", "b.txt"]) == os.path.join(real_root, "sub", "b.txt")
+    assert resolve(real_root, []) == real_root
     # A symlink that stays inside the folder is fine.
-    assert resolve(str(tree), ["inside.txt"]) == os.path.join(real_root, "sub", "b.txt")
+    assert resolve(real_root, ["inside.txt"]) == os.path.join(real_root, "sub", "b.txt")
     # Not existing is not resolve's business.
-    assert resolve(str(tree), ["nope.txt"]) == os.path.join(real_root, "nope.txt")
+    assert resolve(real_root, ["nope.txt"]) == os.path.join(real_root, "nope.txt")
 
 
 @pytest.mark.parametrize(
-    "segments",
+    "names",
     [["escape.txt"], ["escape_dir", "secret.txt"], ["abs", "hostname"], [".."], ["sub", ".."],
      [".env"], ["sub", ".hidden"], ["a/b"], ["a\\b"], ["a\x00"]],
 )
-def test_resolve_refuses(tree, segments):
+def test_resolve_refuses(tree, names):
     with pytest.raises(UnsafePath):
-        resolve(str(tree), segments)
+        resolve(os.path.realpath(tree), names)
 
 
 def test_resolve_hidden_allowed(tree):
-    assert resolve(str(tree), [".env"], allow_hidden=True).endswith("/.env")
+    assert resolve(os.path.realpath(tree), [".env"], allow_hidden=True).endswith("/.env")
+
+
+def test_cache_control_with_a_control_character_is_refused():
+    with pytest.raises(ValueError):
+        StaticFiles("/media/", "/nonexistent", cache_control="public\r\nX-Evil: 1")
 
 
 # --------------------------------------------------------------------------- content types
@@ -229,7 +236,7 @@ def test_content_type_for(name, ctype):
     assert content_type_for(name) == ctype
 
 
-# --------------------------------------------------------------------------- validators
+# --------------------------------------------------------------------------- entity tag
 
 
 def _st(mtime_ns=1_700_000_000_123_456_789, size=1234):
@@ -244,208 +251,15 @@ def test_make_etag_is_strong_quoted_and_changes():
     assert make_etag(_st(mtime_ns=1_700_000_000_123_456_790)) != tag
 
 
-def test_parse_http_date():
-    when = 784111777  # Sun, 06 Nov 1994 08:49:37 GMT
-    assert parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT") == when
-    assert parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT") == when
-    assert parse_http_date("Sun Nov  6 08:49:37 1994") == when
-    for bad in [None, "", "yesterday", "Sun, 06 Nov 1994 08:49:37 GMT" * 5, "Sun, 99 Nov 1994"]:
-        assert parse_http_date(bad) is None
-
-
-def test_parse_etags():
-    assert parse_etags('"abc"') == [(False, "abc")]
-    assert parse_etags('W/"abc"') == [(True, "abc")]
-    assert parse_etags('"a", W/"b" ,"c"') == [(False, "a"), (True, "b"), (False, "c")]
-    assert parse_etags(' , "a",,') == [(False, "a")]
-    assert parse_etags("*") == "*"
-    assert parse_etags('"a,b"') == [(False, "a,b")]
-    for bad in [None, "", "abc", '"a" "b"', '"a', 'w/"a"', '"a"x', '"a b"']:
-        assert parse_etags(bad) is None
-
-
-def test_etag_match():
-    tag = '"1-2"'
-    assert etag_match('"1-2"', tag, weak=True)
-    assert etag_match('W/"1-2"', tag, weak=True)
-    assert etag_match('"x", "1-2"', tag, weak=True)
-    assert etag_match("*", tag, weak=True)
-    assert not etag_match('"x"', tag, weak=True)
-    assert etag_match('"1-2"', tag, weak=False)
-    assert not etag_match('W/"1-2"', tag, weak=False)
-    assert etag_match(None, tag, weak=True) is None
-    assert etag_match("garbage", tag, weak=True) is None
-
-
-def _headers(**kw):
-    names = {k.replace("_", "-").lower(): v for k, v in kw.items()}
-    return lambda name: names.get(name.lower())
-
-
-MTIME = 1_700_000_000
-LASTMOD = "Tue, 14 Nov 2023 22:13:20 GMT"  # == MTIME
-ETAG = '"abc"'
-NOW = MTIME + 1000
-
-
-def pre(method="GET", **kw):
-    return evaluate_preconditions(_headers(**kw), method, ETAG, MTIME, now=NOW)
-
-
-def test_preconditions_none():
-    assert parse_http_date(LASTMOD) == MTIME
-    assert pre() is None
-
-
-def test_if_none_match():
-    assert pre(if_none_match=ETAG) == 304
-    assert pre("HEAD", if_none_match=ETAG) == 304
-    assert pre(if_none_match='W/"abc"') == 304  # weak comparison
-    assert pre(if_none_match='"x", "abc"') == 304
-    assert pre(if_none_match="*") == 304
-    assert pre(if_none_match='"x"') is None
-    assert pre(if_none_match="junk") is None
-    # If-None-Match wins over If-Modified-Since.
-    assert pre(if_none_match='"x"', if_modified_since=LASTMOD) is None
-
-
-def test_if_modified_since():
-    assert pre(if_modified_since=LASTMOD) == 304
-    assert pre(if_modified_since="Tue, 14 Nov 2023 22:13:21 GMT") == 304
-    assert pre(if_modified_since="Tue, 14 Nov 2023 22:13:19 GMT") is None
-    assert pre(if_modified_since="not a date") is None
-    # A date in the future is invalid: ignored.
-    assert pre(if_modified_since="Fri, 01 Jan 2100 00:00:00 GMT") is None
-
-
-def test_if_match_and_unmodified_since():
-    assert pre(if_match=ETAG) is None
-    assert pre(if_match="*") is None
-    assert pre(if_match='"x"') == 412
-    assert pre(if_match='W/"abc"') == 412  # strong comparison
-    assert pre(if_unmodified_since=LASTMOD) is None
-    assert pre(if_unmodified_since="Tue, 14 Nov 2023 22:13:19 GMT") == 412
-    # If-Match present: If-Unmodified-Since is not looked at.
-    assert pre(if_match=ETAG, if_unmodified_since="Tue, 14 Nov 2023 22:13:19 GMT") is None
-
-
-def test_if_range():
-    assert if_range_allows(None, ETAG, MTIME)
-    assert if_range_allows(ETAG, ETAG, MTIME)
-    assert not if_range_allows('"other"', ETAG, MTIME)
-    assert not if_range_allows('W/"abc"', ETAG, MTIME)
-    assert if_range_allows(LASTMOD, ETAG, MTIME)
-    assert not if_range_allows("Tue, 14 Nov 2023 22:13:21 GMT", ETAG, MTIME)
-    assert not if_range_allows("junk", ETAG, MTIME)
-
-
-# --------------------------------------------------------------------------- ranges
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        ("bytes=0-99", [(0, 99)]),
-        ("bytes=0-0", [(0, 0)]),
-        ("bytes=100-", [(100, 999)]),
-        ("bytes=-100", [(900, 999)]),
-        ("bytes=-5000", [(0, 999)]),
-        ("bytes=500-5000", [(500, 999)]),
-        ("bytes=999-999", [(999, 999)]),
-        ("Bytes=1-2", [(1, 2)]),
-        ("bytes=0-1, 5-6", [(0, 1), (5, 6)]),
-        ("bytes=0-1,,5-6,", [(0, 1), (5, 6)]),
-        ("bytes=0-1, 2000-3000", [(0, 1)]),  # the unsatisfiable one is dropped
-        ("bytes=0-99999999999999999999999", [(0, 999)]),
-        (" bytes=1-2 ", [(1, 2)]),
-    ],
-)
-def test_parse_range(header, expected):
-    assert parse_range(header, 1000) == expected
-
-
-@pytest.mark.parametrize(
-    "header",
-    ["bytes=1000-", "bytes=1000-2000", "bytes=-0", "bytes=5000-5001, 6000-",
-     "bytes=99999999999999999999999-"],
-)
-def test_parse_range_unsatisfiable(header):
-    assert parse_range(header, 1000) == UNSATISFIABLE
-
-
-@pytest.mark.parametrize(
-    "header",
-    [
-        None,
-        "",
-        "bytes",
-        "bytes=",
-        "bytes=,",
-        "bytes=a-b",
-        "bytes=5-1",  # last before first: invalid, ignored
-        "bytes=+1-2",
-        "bytes=1_0-20",
-        "bytes=-+5",
-        "bytes=1--2",
-        "bytes=1-2-3",
-        "bytes=\u0661-\u0662",  # Arabic-Indic digits: int() would take them
-        "bytes=1 -2",
-        "bytes = 1-2",
-        "items=0-1",
-        "bytes=0-1;x",
-        "bytes=" + ",".join(["0-0"] * (static.MAX_RANGES + 1)),
-        "bytes=0-" + "1" * 2000,
-    ],
-)
-def test_parse_range_ignored(header):
-    assert parse_range(header, 1000) is None
-
-
-def test_parse_range_empty_file_is_ignored():
-    assert parse_range("bytes=0-1", 0) is None
-    assert parse_range("bytes=-1", 0) is None
-
-
-def test_coalesce():
-    assert coalesce([(0, 1)]) == [(0, 1)]
-    assert coalesce([(5, 6), (0, 1)]) == [(0, 1), (5, 6)]
-    assert coalesce([(0, 4), (5, 9)]) == [(0, 9)]  # adjacent
-    assert coalesce([(0, 10), (2, 3), (8, 20)]) == [(0, 20)]
-    assert coalesce([(0, 100)] * 5) == [(0, 100)]
-
-
-def test_multipart_body(tmp_path):
-    f = tmp_path / "f.bin"
-    f.write_bytes(bytes(range(100)))
-    with open(f, "rb", buffering=0) as fileobj:
-        body = multipart_body(fileobj, [(0, 1), (98, 99)], 100, "application/octet-stream", "BND")
-    assert body == (
-        b"--BND\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 0-1/100\r\n\r\n"
-        b"\x00\x01\r\n"
-        b"--BND\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 98-99/100\r\n\r\n"
-        b"\x62\x63\r\n--BND--\r\n"
-    )
-
 
 def test_listing_page_escapes(tmp_path):
     (tmp_path / "<b>&x.txt").write_text("x")
     (tmp_path / "dir one").mkdir()
     (tmp_path / ".hidden").write_text("x")
-    page = static.listing_page("/media/", str(tmp_path))
+    root = os.path.realpath(tmp_path)
+    page = listing_page("/media/", root, root)
     assert "<b>" not in page.replace("<body>", "")
     assert "&lt;b&gt;&amp;x.txt" in page
     assert 'href="%3Cb%3E%26x.txt"' in page
     assert 'href="dir%20one/"' in page
     assert ".hidden" not in page
-
-
-def test_http_date_format():
-    assert static.http_date(784111777) == "Sun, 06 Nov 1994 08:49:37 GMT"
-    assert parse_http_date(static.http_date(time.time())) is not None
-
-
-def test_multipart_body_file_shorter_than_ranges(tmp_path):
-    f = tmp_path / "f.bin"
-    f.write_bytes(b"abc")
-    with open(f, "rb", buffering=0) as fileobj, pytest.raises(OSError):
-        multipart_body(fileobj, [(0, 0), (2, 9)], 10, "text/plain", "B")

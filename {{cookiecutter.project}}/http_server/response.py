@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Iterable
 from email.utils import formatdate
 from http import HTTPStatus
 
 from . import grammar
 from .headers import Headers
+from .httpdate import date_line
 
 DEFAULT_CONTENT_TYPE = "text/html; charset=utf-8"
 
@@ -44,18 +44,6 @@ def status_line(status: int) -> bytes:
         line = f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n".encode("ascii")
         _STATUS_LINES[status] = line
     return line
-
-
-_date_cache = [0, b""]
-
-
-def date_line() -> bytes:
-    """The ``Date`` header line, formatted at most once per second."""
-    now = int(time.time())
-    if now != _date_cache[0]:
-        _date_cache[1] = b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
-        _date_cache[0] = now
-    return _date_cache[1]
 
 
 _CHECKED_NAMES: set[str] = set()  # header names already known to be tokens
