@@ -306,6 +306,7 @@ def test_empty_lines_do_not_move_the_keep_alive_deadline(serve, client):
     conn.send(request_bytes("GET", "/hello"))
     assert conn.read_response().body == HELLO
     connection = server_side(server, conn)
+    wait_until(lambda: connection.parked)  # its thread has set the deadline and let it go
     deadline = connection.deadline
     conn.send(b"\r\n")
     wait_until(lambda: connection.parser.empty_lines == 1 and connection.parked)
