@@ -12,6 +12,8 @@ import os
 import sys
 import time
 
+from .httpdate import once_per_second
+
 _ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), *range(0x7F, 0x100)]}
 _ESCAPES[ord('"')] = '\\"'
 _ESCAPES[ord("\\")] = "\\\\"
@@ -33,16 +35,8 @@ class AccessLog:
         self.skip_paths: set[str] = set()  # probes: an orchestrator asks every few seconds
         self.json = log_format == "json"
         self.fd = fd
-        self._second = 0
-        self._stamp = ""
-
-    def _timestamp(self) -> str:
-        now = int(time.time())
-        if now != self._second:
-            self._second = now
-            fmt = "%Y-%m-%dT%H:%M:%SZ" if self.json else "%d/%b/%Y:%H:%M:%S +0000"
-            self._stamp = time.strftime(fmt, time.gmtime(now))
-        return self._stamp
+        fmt = "%Y-%m-%dT%H:%M:%SZ" if self.json else "%d/%b/%Y:%H:%M:%S +0000"
+        self._timestamp = once_per_second(lambda now: time.strftime(fmt, time.gmtime(now)))
 
     def log(self, remote: str, request, status: int, size: int, seconds: float,
             request_id: str | None = None) -> None:

@@ -57,4 +57,4 @@ CHUNK_LINE = re.compile(
 
 # Header values a view sets: no CR, LF, NUL or other control character but tab.
 SAFE_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\uffff]*")
-SAFE_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+SAFE_HEADER_NAME = re.compile(TCHAR.decode("ascii") + "+")  # a token, as a str pattern

@@ -10,12 +10,11 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable
-from email.utils import formatdate
 from http import HTTPStatus
 
 from . import grammar
 from .headers import Headers
-from .httpdate import date_line
+from .httpdate import date_line, http_date
 
 DEFAULT_CONTENT_TYPE = "text/html; charset=utf-8"
 
@@ -183,7 +182,7 @@ class Response:
             attributes.append(f"Max-Age={int(max_age)}")
         if expires is not None:
             if isinstance(expires, (int, float)):
-                expires = formatdate(expires, usegmt=True)
+                expires = http_date(expires)
             attributes.append(f"Expires={_cookie_attribute(expires)}")
         if domain:
             attributes.append(f"Domain={_cookie_attribute(domain)}")
