@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -65,9 +66,33 @@ def copy_template(destination: Path) -> Path:
     """A copy of the template (cookiecutter.json, hooks, project folder) to modify in a test."""
     ignore = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".ruff_cache", ".venv")
     destination.mkdir(parents=True)
-    shutil.copy2(ROOT / "cookiecutter.json", destination)
+    for name in ["cookiecutter.json", "local_extensions.py", ".gitattributes"]:
+        shutil.copy2(ROOT / name, destination)
     shutil.copytree(ROOT / "hooks", destination / "hooks", ignore=ignore)
     shutil.copytree(TEMPLATE_DIR, destination / TEMPLATE_DIR.name, ignore=ignore)
+    return destination
+
+
+def git(folder: Path, *arguments: str) -> str:
+    """Run git in ``folder`` with a fixed identity; its output."""
+    identity = ["-c", "user.name=Template Test", "-c", "user.email=test@example.com"]
+    return subprocess.run(
+        ["git", *identity, *arguments], cwd=folder, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def commit_all(folder: Path, message: str) -> str:
+    """Commit everything in ``folder`` (a git repository); the new commit's hash."""
+    git(folder, "add", "--all")
+    git(folder, "commit", "--quiet", "--message", message)
+    return git(folder, "rev-parse", "HEAD").strip()
+
+
+def template_repository(destination: Path) -> Path:
+    """A git repository holding a copy of the template, one commit: what users clone."""
+    copy_template(destination)
+    git(destination, "init", "--quiet")
+    commit_all(destination, "template")
     return destination
 
 
