@@ -209,7 +209,7 @@ class Response:
             self.file = None
         self.stream_body = None
 
-    def head_bytes(self, keep_alive: bool = True, http10: bool = False,
+    def head_bytes(self, *, keep_alive: bool = True, http10: bool = False,
                    chunked: bool = False) -> bytes:
         """The status line and header section, framing included."""
         status = self.status

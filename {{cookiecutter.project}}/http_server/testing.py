@@ -14,7 +14,6 @@ the query in the path and ``params=`` are merged, every ``Set-Cookie`` shows in
 
 from __future__ import annotations
 
-import copy
 import json as json_module
 import re
 import string
@@ -26,7 +25,8 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 from .headers import Headers
 from .request import Requests
-from .response import Response
+from .response import Response, has_body
+from .testcookies import CookieJar, ResponseCookies, SetCookieSource
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 30  # as requests
@@ -46,50 +46,18 @@ class HTTPStatusError(Exception):
         self.response = response
 
 
-class ResponseCookies(dict):
-    """The cookies one response set, name -> value, each with the attributes it was sent with.
-
-    Every ``Set-Cookie`` is here, deletions (``Max-Age=0``) and cookies for
-    another domain included: it says what the app sent, not what a jar keeps.
-    """
-
-    def __init__(self, set_cookie_values: Iterable[str]) -> None:
-        super().__init__()
-        self._attributes: dict[str, dict[str, str | bool]] = {}
-        for set_cookie in set_cookie_values:
-            name_value, *attributes = set_cookie.split(";")
-            name, _, value = name_value.partition("=")
-            name = name.strip()
-            self[name] = value.strip()
-            self._attributes[name] = _parse_attributes(attributes)
-
-    def attributes(self, name: str) -> dict[str, str | bool]:
-        """``{"path": "/", "max-age": "0", "secure": True, ...}``: lower-case names."""
-        return self._attributes[name]
-
-
-def _parse_attributes(attributes: list[str]) -> dict[str, str | bool]:
-    parsed: dict[str, str | bool] = {}
-    for attribute in attributes:
-        name, equals, value = attribute.partition("=")
-        name = name.strip().lower()
-        if name:
-            parsed[name] = value.strip() if equals else True
-    return parsed
-
-
 class TestResponse:
     """What a ``requests.Response`` offers a test, for an answer made in-process."""
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, response: Response, url: str, head_only: bool) -> None:
+    def __init__(self, response: Response, url: str, method: str) -> None:
         self.url = url
         self.history: list[TestResponse] = []
         # The header section exactly as the server writes it, so that framing headers
         # (Content-Length, Transfer-Encoding) and Set-Cookie lines are the live ones.
-        chunked = response.stream_body is not None and not head_only
-        head = response.head_bytes(not response.wants_close, False, chunked)
+        chunked = response.stream_body is not None and method != "HEAD"
+        head = response.head_bytes(keep_alive=not response.wants_close, chunked=chunked)
         status_line, *lines = head.decode("latin-1").split("\r\n")
         _, status, self.reason = status_line.split(" ", 2)
         self.status_code = int(status)
@@ -106,7 +74,7 @@ class TestResponse:
             else:
                 self.headers[name] = value
         self.cookies = ResponseCookies(self.raw_cookies)
-        self.content = _body(response, head_only)
+        self.content = _body(response, method)
 
     @property
     def text(self) -> str:
@@ -133,9 +101,10 @@ class TestResponse:
         return f"<TestResponse {self.status_code}>"
 
 
-def _body(response: Response, head_only: bool) -> bytes:
+def _body(response: Response, method: str) -> bytes:
+    """The body as a client would read it: none for HEAD, 1xx, 204 and 304."""
     try:
-        if head_only:
+        if not has_body(method, response.status):
             return b""
         if response.file is not None:
             return response.file.read_all()
@@ -148,96 +117,6 @@ def _body(response: Response, head_only: bool) -> bytes:
             response.file.close()
         if hasattr(response.stream_body, "close"):  # as the connection does, even after HEAD
             response.stream_body.close()
-
-
-class _CookiePolicy(cookiejar.DefaultCookiePolicy):
-    """The standard rules, but a cookie with ``Domain=`` the host goes back to a host
-    without a dot (``testserver``), which http.cookiejar compares as ``testserver.local``."""
-
-    def return_ok_domain(self, cookie: cookiejar.Cookie, request) -> bool:
-        if cookie.domain.lstrip(".") == cookiejar.eff_request_host(request)[0]:
-            return True
-        return super().return_ok_domain(cookie, request)
-
-
-class CookieJar(cookiejar.CookieJar):
-    """The client's cookies: the rules of ``http.cookiejar`` (as in ``requests``: expiry,
-    deletion, Path, Domain and Secure), plus the name -> value calls of a dict."""
-
-    def __init__(self, domain: str) -> None:
-        super().__init__(_CookiePolicy())
-        self.domain = domain  # of cookies set by hand: the client's host, as the app's are
-
-    def set(self, name: str, value: str, path: str = "/") -> None:
-        """Set a cookie for the client's host, replacing the app's cookie of that name and path."""
-        self.set_cookie(cookiejar.Cookie(
-            version=0, name=name, value=value, port=None, port_specified=False,
-            domain=self.domain, domain_specified=False, domain_initial_dot=False,
-            path=path, path_specified=True, secure=False, expires=None, discard=True,
-            comment=None, comment_url=None, rest={}))
-
-    def get(self, name: str, default=None, path: str | None = None):
-        """The value of the cookie ``name`` (at ``path`` if given), or ``default``."""
-        found = [cookie for cookie in self
-                 if cookie.name == name and (path is None or cookie.path == path)]
-        if len(found) > 1:
-            places = ", ".join(f"{cookie.domain}{cookie.path}" for cookie in found)
-            raise ValueError(f"several cookies are named {name!r} ({places}): pass path=")
-        return found[0].value if found else default
-
-    def __getitem__(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return value
-
-    def __setitem__(self, name: str, value: str) -> None:
-        self.set(name, value)
-
-    def __delitem__(self, name: str) -> None:
-        found = [cookie for cookie in self if cookie.name == name]
-        if not found:
-            raise KeyError(name)
-        for cookie in found:
-            self.clear(cookie.domain, cookie.path, cookie.name)
-
-    def __contains__(self, name: object) -> bool:
-        return any(cookie.name == name for cookie in self)
-
-    def keys(self) -> list[str]:
-        return [cookie.name for cookie in self]
-
-    def values(self) -> list[str]:
-        return [cookie.value for cookie in self]
-
-    def items(self) -> list[tuple[str, str]]:
-        return [(cookie.name, cookie.value) for cookie in self]
-
-    def get_dict(self) -> dict[str, str]:
-        return dict(self.items())
-
-    def update(self, cookies: Mapping[str, str] | cookiejar.CookieJar) -> None:
-        if isinstance(cookies, cookiejar.CookieJar):
-            for cookie in cookies:
-                self.set_cookie(copy.copy(cookie))
-        else:
-            for name, value in cookies.items():
-                self.set(name, value)
-
-
-class _SetCookieSource:
-    """What ``CookieJar.extract_cookies`` reads a response through: ``info().get_all``."""
-
-    def __init__(self, set_cookie_values: list[str]) -> None:
-        self.set_cookie_values = set_cookie_values
-
-    def info(self) -> _SetCookieSource:
-        return self
-
-    def get_all(self, name: str, default=None):
-        if name.lower() == "set-cookie" and self.set_cookie_values:
-            return self.set_cookie_values
-        return default
 
 
 class TestClient:
@@ -342,10 +221,9 @@ class TestClient:
         request_headers.update(headers)  # a Host or Cookie given by the test wins
         target = url[len(self.base_url):]
         request = Requests(method, target, "HTTP/1.1", request_headers, body, "127.0.0.1")
-        response = TestResponse(self.server.app.handle(request, Response()), url,
-                                head_only=method == "HEAD")
+        response = TestResponse(self.server.app.handle(request, Response()), url, method)
         if response.raw_cookies:
-            self._cookies.extract_cookies(_SetCookieSource(response.raw_cookies),
+            self._cookies.extract_cookies(SetCookieSource(response.raw_cookies),
                                           urllib.request.Request(url))
         return response
 
