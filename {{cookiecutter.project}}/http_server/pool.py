@@ -11,9 +11,9 @@ worker that just received an event for one never both own it.
 
 Only a few threads take events at once (``ACTIVE_THREADS``): on one core,
 more threads running Python only fight over the GIL, and the loser's
-requests wait (p99 of 150+ ms with 16 threads, 3 ms with 2). The rest are
-there for views that block (a database, another service): a thread busy with
-one event for longer than ``BLOCKED_AFTER`` counts as blocked, and the
+requests wait. The rest are there for views that block (a database, another
+service): a thread busy with one event for longer than ``BLOCKED_AFTER`` counts
+as blocked, and the
 housekeeping thread opens one more place for each, so that ``ACTIVE_THREADS``
 places are always held by threads that can take events. A thread gives its
 extra place back when it is done.
