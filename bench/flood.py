@@ -28,14 +28,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
+import re
+import socket
 import sys
 import time
+from collections import Counter
 
 from idle import percentile, raise_nofile, read_response, request_bytes, tree_rss_kib
 
 MALFORMED = b"GET / HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\n\r\n"
 RSS_EVERY = 0.2  # seconds between two readings of the server's RSS during the flood
+STATUS_LINE = re.compile(rb"HTTP/[0-9]\.[0-9] ([0-9]{3})(?: [^\r\n]*)?\r\n")
 
 
 def malformed_request(pad_bytes: int = 0) -> bytes:
@@ -48,12 +53,8 @@ def malformed_request(pad_bytes: int = 0) -> bytes:
 
 def status_of(answer: bytes) -> int | None:
     """The status code of the first line of ``answer``, once a whole status line is in it."""
-    line, complete, _ = answer.partition(b"\r\n")
-    parts = line.split()
-    if complete and len(parts) >= 2 and parts[0].startswith(b"HTTP/") and len(parts[1]) == 3 \
-            and parts[1].isdigit():
-        return int(parts[1])
-    return None
+    match = STATUS_LINE.match(answer)
+    return int(match.group(1)) if match else None
 
 
 class Attacker:
@@ -119,11 +120,12 @@ async def probe(host: str, port: int, path: str, timeout: float) -> tuple[float,
             writer.transport.abort()
 
 
-def count(keys) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for key in keys:
-        out[key] = out.get(key, 0) + 1
-    return out
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: the only place a flood may be sent."""
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False
 
 
 async def measure(args: argparse.Namespace) -> dict:
@@ -176,15 +178,15 @@ async def measure(args: argparse.Namespace) -> dict:
 
     latencies = sorted(seconds for seconds, _ in timed)
     result["probes"] = len(timed)
-    result["probe_errors"] = count(error for _, error in timed if error)
+    result["probe_errors"] = dict(Counter(error for _, error in timed if error))
     result["probe_failures"] = sum(result["probe_errors"].values())
     for name, q in (("p50", 50), ("p99", 99)):
         value = percentile(latencies, q)
         result[f"probe_{name}_ms"] = None if value is None else round(value * 1000, 3)
     result["probe_max_ms"] = round(latencies[-1] * 1000, 3) if latencies else None
     result["attack_connections"] = sum(1 for a in attackers if a.writer is not None)
-    result["attack_answers"] = count(str(a.status) for a in attackers if a.status is not None)
-    result["attack_errors"] = count(a.error for a in attackers if a.error)
+    result["attack_answers"] = dict(Counter(str(a.status) for a in attackers if a.status))
+    result["attack_errors"] = dict(Counter(a.error for a in attackers if a.error))
     result["attack_closed_by_server"] = sum(1 for a in attackers if a.closed_by_server)
 
     await asyncio.sleep(args.settle)
@@ -196,8 +198,9 @@ async def measure(args: argparse.Namespace) -> dict:
     return result
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="a loopback address only")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", default="/", help="what the probes ask for")
     parser.add_argument("--pid", type=int, help="server process whose RSS (with children) is read")
@@ -214,13 +217,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds after the flood before reading RSS")
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="seconds a probe may take, from connect to whole answer")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if not is_loopback(args.host):
+        parser.error(f"--host {args.host} is not a loopback address: floods stay on this machine")
     for name in ("connections", "waves", "probes"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")

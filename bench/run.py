@@ -3,6 +3,7 @@
 
     bench/.venv/bin/python bench/run.py [--quick] [--runs N] [--duration S]
                                         [--servers ours,waitress,...] [--out DIR]
+                                        [--flood-only | --no-flood]
 
 Each server serves the same tiny app (bench/apps/tiny.py), pinned to core 0 (taskset -c 0),
 with wrk pinned to core 1, on 127.0.0.1. Workloads, each bounded in time:
@@ -727,7 +728,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-workers", action="store_true", help="skip the workers=2 run")
     parser.add_argument("--no-flood", action="store_true", help="skip the malformed floods")
     parser.add_argument("--flood-only", action="store_true",
-                        help="only the malformed floods (written to bench/.work/results/)")
+                        help="only the malformed floods (written to bench/results/flood/)")
     opts = parser.parse_args(argv)
     opts.runs = opts.runs or (1 if opts.quick else 2)
     opts.duration = opts.duration or (1 if opts.quick else 4)
@@ -736,8 +737,9 @@ def main(argv: list[str] | None = None) -> int:
     opts.idle_hold = 0.5 if opts.quick else 2.0
     WORKLOAD_LABELS["idle"] = f"{opts.idle_connections:,} idle keep-alive held"
     WORKLOAD_LABELS.update(flood_bench.labels(opts.quick))
-    partial = opts.quick or opts.flood_only
-    out_dir = opts.out or (WORK / "results" if partial else BENCH / "results")
+    out_dir = opts.out or (WORK / "results" if opts.quick else BENCH / "results")
+    if opts.flood_only and not opts.out:
+        out_dir = out_dir / "flood"  # beside the whole table, not over it
     servers = opts.servers.split(",") if opts.servers else list(ALL_SERVERS)
     unknown = set(servers) - set(ALL_SERVERS)
     if unknown:
@@ -838,7 +840,7 @@ def main(argv: list[str] | None = None) -> int:
         chart(rows, opts.runs, out_dir / "chart.png")
     except ImportError as exc:
         log(f"bench: no chart ({exc})")
-    if out_dir == BENCH / "results" and not partial:
+    if out_dir == BENCH / "results":
         update_readme(markdown, meta)
     log(f"bench: wrote {out_dir.relative_to(ROOT) if out_dir.is_relative_to(ROOT) else out_dir}"
         f"/{{table.txt,table.md,results.json,chart.png}} in "

@@ -100,8 +100,18 @@ def test_a_tiny_flood_reports_every_figure_and_prints_in_the_table():
     assert body[1][rss] == body[0][rss]  # the same figures: the same ratio to ours
 
 
-def test_bad_arguments_get_one_clear_line():
-    done = subprocess.run([sys.executable, str(BENCH / "flood.py"), "--port", "1",
-                           "--waves", "0"], capture_output=True, text=True, timeout=30)
+@pytest.mark.parametrize("arguments,why", [
+    (["--waves", "0"], "--waves must be at least 1"),
+    (["--host", "192.0.2.1"], "--host 192.0.2.1 is not a loopback address: floods stay on this "
+                              "machine"),
+])
+def test_bad_arguments_get_one_clear_line(arguments, why):
+    done = subprocess.run([sys.executable, str(BENCH / "flood.py"), "--port", "1", *arguments],
+                          capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].endswith("--waves must be at least 1")
+    assert done.stderr.strip().splitlines()[-1] == f"flood.py: error: {why}"
+
+
+def test_only_loopback_hosts_may_be_flooded():
+    assert flood.is_loopback("127.0.0.1") and flood.is_loopback("localhost")
+    assert not flood.is_loopback("192.0.2.1") and not flood.is_loopback("not a host")
