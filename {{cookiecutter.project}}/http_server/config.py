@@ -206,6 +206,12 @@ SETTINGS: dict[str, tuple[object, Callable]] = {
     "max_request_line": (8192, _integer(64, MIB)),
     "max_header_size": (64 * 1024, _integer(256, 16 * MIB)),
     "max_header_count": (100, _integer(1, 10_000)),
+    # Request bodies: past body_spool_size a body waits in a temporary file, not in
+    # memory; an upload slower than min_upload_rate bytes/s on average (after the
+    # header_timeout it may take to start) gets 408; 0 turns the rule off.
+    "body_spool_size": (MIB, _integer(0, 2**40)),
+    "min_upload_rate": (1024, _integer(0, 2**40)),
+    "max_form_parts": (1000, _integer(1, 1_000_000)),
 }
 
 
