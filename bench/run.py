@@ -619,8 +619,7 @@ def chart(rows: list[dict], runs: int, path: Path) -> None:
     colors = ["#4c72b0", "#dd8452", "#55a868"]
     for ax, (w, key, title) in zip(axes.flat, panels, strict=False):
         servers = [s for s in [ALL_SERVERS[0], flood_bench.ARENA, *ALL_SERVERS[1:]]
-                   if any(r["workload"] == w and r["server"] == s
-                                                 for r in rows)]
+                   if any(r["workload"] == w and r["server"] == s for r in rows)]
         height = 0.8 / runs
         for run in range(1, runs + 1):
             values = []
