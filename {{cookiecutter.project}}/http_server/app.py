@@ -43,14 +43,17 @@ class MethodNotAllowed(HTTPError):
 
 class App:
     def __init__(self, router: Router, middlewares: list, mounts: list,
-                 error_handlers: dict[int, Callable]) -> None:
+                 error_handlers: dict[int, Callable], app_state=None) -> None:
         self.router = router
         self.middlewares = middlewares  # the WebServer's own list: appends show up here
         self.mounts = mounts
         self.error_handlers = error_handlers
+        self.header_checks: list[Callable] = []  # run on the head, before the body is read
+        self.app_state = app_state  # handed to every request as ``request.app_state``
 
     def handle(self, request: Requests, response: Response) -> Response:
         """Run the request through middleware and view; never raises."""
+        request.app_state = self.app_state
         if request.target == "*":  # OPTIONS * asks about the server, not a resource
             response.headers["Allow"] = SERVER_METHODS
             response.send(b"", 200, None)
@@ -129,6 +132,33 @@ class App:
             except Exception:
                 logger.error("error in the %d handler", status, exc_info=True)
         response.send_error(status, error)
+
+    def check_head(self, request: Requests) -> Response | None:
+        """Run the header checks on a request whose body is not read yet.
+
+        A check refuses by raising ``HTTPError`` (401, 413...): the answer, from the
+        error handlers, is returned and the body is never read. None: go on.
+        """
+        request.app_state = self.app_state
+        try:
+            for check in self.header_checks:
+                result = check(request)
+                if _is_coroutine(result):
+                    run_coroutine(result)
+            return None
+        except HTTPError as refusal:
+            status, error = refusal.status, refusal
+        except Exception as failure:
+            logger.error("error in a header check for %s %s", request.method, request.path,
+                         exc_info=True)
+            status, error = 500, failure
+        response = Response()
+        self.render_error(request, response, status, error)
+        if response.status < 400:
+            response.status = status
+        if response.file is not None or response.stream_body is not None:
+            response.send_error(status, error)
+        return response
 
     def protocol_error_response(self, error: ProtocolError, method: str | None,
                                 remote: str | None) -> Response:

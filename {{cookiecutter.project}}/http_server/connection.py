@@ -19,6 +19,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from .body import SpooledBody
 from .errors import ProtocolError, RequestTimeout
 from .headers import Headers
 from .output import SEND_TIMEOUT, ConnectionClosed, Output
@@ -54,29 +55,36 @@ class Context:
     """Everything a connection needs from the server, passed in once per process.
 
     ``handle(request, response) -> response`` runs middleware and view;
-    ``answer_error(error, method, remote) -> response`` renders a protocol error.
+    ``answer_error(error, method, remote) -> response`` renders a protocol error;
+    ``check_head(request) -> response | None``, when the app has checks that run on
+    the head, refuses a request before its body is read (None: go on).
     """
 
-    __slots__ = ("parser_limits", "header_timeout", "keep_alive_timeout", "handle",
-                 "answer_error", "access_log", "state")
+    __slots__ = ("parser_limits", "header_timeout", "keep_alive_timeout", "body_spool_size",
+                 "min_upload_rate", "handle", "answer_error", "check_head", "access_log",
+                 "state")
 
     def __init__(self, *, parser_limits: tuple[int, int, int, int], header_timeout: float,
                  keep_alive_timeout: float, handle: Callable, answer_error: Callable,
-                 access_log, state: ServerState) -> None:
+                 access_log, state: ServerState, body_spool_size: int = 1 << 20,
+                 min_upload_rate: int = 0, check_head: Callable | None = None) -> None:
         self.parser_limits = parser_limits  # RequestParser's four limits, in its order
         self.header_timeout = header_timeout
         self.keep_alive_timeout = keep_alive_timeout
+        self.body_spool_size = body_spool_size
+        self.min_upload_rate = min_upload_rate  # bytes/s; 0: no rule
         self.handle = handle
         self.answer_error = answer_error
+        self.check_head = check_head
         self.access_log = access_log
         self.state = state
 
 
 class Connection:
     __slots__ = (
-        "sock", "fd", "remote", "context", "on_close", "parser", "head", "expect_pending",
-        "deadline", "head_started", "parked", "out", "closing", "linger", "lingering",
-        "answered",
+        "sock", "fd", "remote", "context", "on_close", "parser", "head", "checked",
+        "expect_pending", "deadline", "head_started", "body_started", "parked", "out",
+        "closing", "linger", "lingering", "answered",
     )
 
     def __init__(self, sock, remote: str, context: Context,
@@ -86,10 +94,14 @@ class Connection:
         self.remote = remote
         self.context = context
         self.on_close = on_close  # called once, before the socket closes
-        self.parser = RequestParser(*context.parser_limits)
+        spool_size = context.body_spool_size
+        self.parser = RequestParser(*context.parser_limits,
+                                    body_sink=lambda: SpooledBody(spool_size))
         self.head: RequestHead | None = None
+        self.checked: Requests | None = None  # the request whose head the checks passed
         self.expect_pending = False
         self.head_started: float | None = None
+        self.body_started: float | None = None
         self.deadline = time.monotonic() + context.header_timeout
         self.parked = False
         self.out = Output(sock)
@@ -147,8 +159,18 @@ class Connection:
     def _set_deadline(self) -> None:
         context = self.context
         now = time.monotonic()
-        if self.parser.awaiting_body:
-            self.deadline = now + context.header_timeout  # body: time without progress
+        parser = self.parser
+        if parser.awaiting_body:
+            # A body may pause for header_timeout at most, and must average
+            # min_upload_rate once it has had header_timeout to get going (like
+            # Apache's mod_reqtimeout MinRate): a byte a second cannot hold a slot.
+            deadline = now + context.header_timeout
+            if context.min_upload_rate:
+                if self.body_started is None:
+                    self.body_started = now
+                earned = parser.body_received / context.min_upload_rate
+                deadline = min(deadline, self.body_started + context.header_timeout + earned)
+            self.deadline = deadline
         elif self.parser.in_request:
             # A head's clock starts when its first bytes are seen and does not
             # move again, however slowly the rest trickles in.
@@ -181,19 +203,44 @@ class Connection:
                 return True
             if type(event) is RequestHead:
                 self.head = event
+                if self.context.check_head is not None and not self._passes_checks(event):
+                    return False
                 self.expect_pending = event.expect_continue
                 continue
             head = self.head
             self.head = None
-            self.head_started = None
+            self.head_started = self.body_started = None
             self.expect_pending = False
-            request = Requests(head.method, head.target, head.version,
-                               Headers.from_wire(head.headers), event.data, self.remote)
+            request = self.checked
+            if request is not None:
+                self.checked = None
+                request.body = event.data
+            else:
+                request = Requests(head.method, head.target, head.version,
+                                   Headers.from_wire(head.headers), event.data, self.remote)
             request.trailers = event.trailers
             self.answered = True
             if not self.respond(request, head.keep_alive):
                 return False
         return True
+
+    def _passes_checks(self, head: RequestHead) -> bool:
+        """Run the app's checks on the head, before the body is read (and before a
+        ``100 Continue``). False: refused, answered, and the connection closes."""
+        request = Requests(head.method, head.target, head.version,
+                           Headers.from_wire(head.headers), b"", self.remote)
+        refusal = self.context.check_head(request)
+        if refusal is None:
+            self.checked = request
+            return True
+        head_bytes = refusal.head_bytes(keep_alive=False, http10=head.version == "HTTP/1.0")
+        self.out.write(head_bytes + refusal.body if has_body(head.method, refusal.status)
+                       else head_bytes)
+        if self.context.access_log.enabled:
+            self.context.access_log.log(self.remote, request, refusal.status,
+                                        len(refusal.body), 0.0)
+        self.linger = True  # the body the client may still send is read out, not parsed
+        return False
 
     # -- answering --------------------------------------------------------
 
@@ -234,6 +281,7 @@ class Connection:
                     out.write(head)
                     out.write(body)
         finally:
+            request.close()  # a spooled body's temporary file goes now
             if response.file is not None:
                 response.file.close()
             if stream is not None and hasattr(stream, "close"):
@@ -326,6 +374,7 @@ class Connection:
     def close(self) -> bool:
         self.on_close(self)
         self.out.discard()
+        self.parser.close()  # an upload cut short: its temporary file goes too
         try:
             self.sock.close()
         except OSError:

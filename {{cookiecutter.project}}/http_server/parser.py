@@ -13,7 +13,10 @@ the parser stays broken: the connection must answer once and close.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from . import grammar
+from .body import MemoryBody
 from .errors import (
     BadRequest,
     ExpectationFailed,
@@ -24,6 +27,7 @@ from .errors import (
     URITooLong,
     VersionNotSupported,
 )
+from .events import RequestBody, RequestHead
 from .target import checked_target
 
 NEED_DATA = "NEED_DATA"
@@ -54,46 +58,6 @@ FORBIDDEN_TRAILERS = frozenset(
 )
 
 
-class RequestHead:
-    """The request line and header fields of one request, checked and decoded."""
-
-    __slots__ = (
-        "method", "target", "version", "headers", "content_length", "chunked",
-        "keep_alive", "expect_continue",
-    )
-
-    def __init__(self, method, target, version, headers, content_length, chunked,
-                 keep_alive, expect_continue):
-        self.method: str = method
-        self.target: str = target
-        self.version: str = version
-        self.headers: list[tuple[str, str]] = headers  # (lower-case name, value)
-        self.content_length: int = content_length
-        self.chunked: bool = chunked
-        self.keep_alive: bool = keep_alive
-        self.expect_continue: bool = expect_continue
-
-    @property
-    def has_body(self) -> bool:
-        return self.chunked or self.content_length > 0
-
-    def __repr__(self) -> str:
-        return f"RequestHead({self.method} {self.target} {self.version})"
-
-
-class RequestBody:
-    """The whole body of the current request (de-chunked), and its trailer fields."""
-
-    __slots__ = ("data", "trailers")
-
-    def __init__(self, data: bytes, trailers: list[tuple[str, str]]):
-        self.data = data
-        self.trailers = trailers
-
-    def __repr__(self) -> str:
-        return f"RequestBody({len(self.data)} bytes)"
-
-
 class RequestParser:
     def __init__(
         self,
@@ -101,6 +65,7 @@ class RequestParser:
         max_header_size: int = 65536,
         max_header_count: int = 100,
         max_body_size: int = 10 * 1024 * 1024,
+        body_sink: Callable[[], object] = MemoryBody,
     ) -> None:
         self.max_request_line = max_request_line
         self.max_header_size = max_header_size
@@ -110,7 +75,8 @@ class RequestParser:
         self._state = _HEAD
         self._scanned = 0  # bytes of an incomplete head already checked for bare LF
         self._remaining = 0  # body bytes still expected (length or current chunk)
-        self._body = bytearray()
+        self._new_body = body_sink  # makes the sink each body is written into (body.py)
+        self._body = body_sink()
         self._trailers: list[tuple[str, str]] = []
         self._trailer_size = 0
         self._empty_lines = 0  # empty lines seen before the current request line
@@ -138,6 +104,15 @@ class RequestParser:
     def awaiting_body(self) -> bool:
         return self._state in (_BODY_LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS)
 
+    @property
+    def body_received(self) -> int:
+        """Bytes of the current body read so far (de-chunked)."""
+        return self._body.size
+
+    def close(self) -> None:
+        """Drop a body still being read (the connection is closing)."""
+        self._body.discard()
+
     def next_event(self):
         state = self._state
         try:
@@ -152,6 +127,7 @@ class RequestParser:
                 return self._read_chunked_body()
         except ProtocolError:
             self._state = _BROKEN
+            self._body.discard()
             raise
         raise BadRequest("the connection is no longer usable after an error")
 
@@ -343,12 +319,22 @@ class RequestParser:
 
     def _read_length_body(self):
         buf = self._buffer
-        if len(buf) < self._remaining:
+        remaining = self._remaining
+        body = self._body
+        if body.size == 0 and len(buf) >= remaining:  # the whole body at once: no sink copy
+            data = bytes(buf[:remaining])
+            del buf[:remaining]
+            self._state = _HEAD
+            return RequestBody(data, [])
+        take = min(len(buf), remaining)
+        if take:
+            body.write(buf[:take])  # as it arrives: a large body never sits whole in buf
+            del buf[:take]
+            self._remaining = remaining = remaining - take
+        if remaining:
             return NEED_DATA
-        data = bytes(buf[: self._remaining])
-        del buf[: self._remaining]
         self._state = _HEAD
-        return RequestBody(data, [])
+        return RequestBody(body.finish(), [])
 
     def _read_chunked_body(self):
         buf = self._buffer
@@ -365,7 +351,7 @@ class RequestParser:
                 if size == 0:
                     self._state = _TRAILERS
                     continue
-                if len(self._body) + size > self.max_body_size:
+                if self._body.size + size > self.max_body_size:
                     raise PayloadTooLarge("body larger than the limit")
                 self._remaining = size
                 self._state = _CHUNK_DATA
@@ -375,11 +361,11 @@ class RequestParser:
                     if len(buf) > self._remaining:
                         return NEED_DATA
                     take = len(buf)
-                    self._body += buf
+                    self._body.write(buf)
                     del buf[:]
                     self._remaining -= take
                     return NEED_DATA
-                self._body += buf[: self._remaining]
+                self._body.write(buf[: self._remaining])
                 if buf[self._remaining : self._remaining + 2] != b"\r\n":
                     raise BadRequest("chunk data not followed by CRLF")
                 del buf[: self._remaining + 2]
@@ -395,8 +381,7 @@ class RequestParser:
                 if line:
                     self._add_trailer(line)
                     continue
-                body = RequestBody(bytes(self._body), self._trailers)
-                self._body = bytearray()
+                body = RequestBody(self._body.finish(), self._trailers)
                 self._trailers = []
                 self._trailer_size = 0
                 self._state = _HEAD

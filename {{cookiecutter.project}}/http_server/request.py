@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+from typing import BinaryIO
 from urllib.parse import parse_qs, unquote
 
 from .errors import HTTPError
@@ -20,15 +22,21 @@ class Requests:
         target: str,
         version: str = "HTTP/1.1",
         headers: Headers | None = None,
-        body: bytes = b"",
+        body: bytes | BinaryIO = b"",
         remote_addr: str | None = None,
     ) -> None:
         self.method = method
         self.target = target
         self.version = version
         self.headers = headers if headers is not None else Headers()
-        self.body = body
+        if isinstance(body, bytes):
+            self._body: bytes | None = body
+            self._file: BinaryIO | None = None
+        else:  # a body spooled to a temporary file
+            self._body = None
+            self._file = body
         self.remote_addr = remote_addr
+        self.app_state = None  # the server's ``state``, set by the dispatcher
         raw_path, _, self.query_string = target.partition("?")
         self.path = unquote(raw_path) if "%" in raw_path else raw_path
         self._query: dict[str, list[str]] | None = None
@@ -54,7 +62,35 @@ class Requests:
             self._cookies = _parse_cookies(self.headers.get("cookie", ""))
         return self._cookies
 
+    @property
+    def body(self) -> bytes:
+        """The whole body, in memory (read from its temporary file if it was spooled:
+        for a body of any size, read ``stream`` instead)."""
+        if self._body is None:
+            self._file.seek(0)
+            self._body = self._file.read()
+            self._file.seek(0)
+        return self._body
+
+    @body.setter
+    def body(self, value: bytes) -> None:
+        self._body = value
+        self._file = None
+
     # -- additions --------------------------------------------------------
+
+    @property
+    def stream(self) -> BinaryIO:
+        """The body as a binary file, at its start: in memory or on disk, any size."""
+        if self._file is None:
+            self._file = io.BytesIO(self._body)
+        return self._file
+
+    def close(self) -> None:
+        """Release the body (its temporary file is removed); the server calls it after
+        the answer, whatever happened."""
+        if self._file is not None:
+            self._file.close()
 
     @property
     def query(self) -> dict[str, list[str]]:

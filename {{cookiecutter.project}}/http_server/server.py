@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from types import SimpleNamespace
 
 from . import config
 from .accesslog import AccessLog, configure_errors, logger
@@ -28,7 +29,8 @@ from .app import App
 from .connection import Context, ServerState
 from .pool import WorkerPool
 from .probes import Probes
-from .supervisor import STOP_SIGNALS, Supervisor
+from .request import Requests
+from .supervisor import STOP_SIGNALS, StartupFailed, Supervisor
 from .url import Path, Router
 
 SWEEP_INTERVAL = 0.25  # how often it closes connections past their deadline
@@ -51,14 +53,19 @@ class WebServer:
         self.Middlewares: list[Callable] = []  # the seed's name
         self.mounts: list = []
         self.error_handlers: dict[int, Callable] = {}
-        self.app = App(self.router, self.Middlewares, self.mounts, self.error_handlers)
+        # A place for what the views share: a database pool, a client, the settings.
+        self.state = SimpleNamespace()
+        self.startup_hooks: list[Callable] = []
+        self.shutdown_hooks: list[Callable] = []
+        self.app = App(self.router, self.Middlewares, self.mounts, self.error_handlers,
+                       self.state)
         # The access_log setting (a bool) becomes the logger it switches on or off.
         self.access_log = AccessLog(self.log_format, self.access_log)
         if self.media_root:
             self.fileServer(self.media_url, self.media_root)
 
-        self.state = ServerState()
-        self.probes = Probes(self.state)
+        self.run_state = ServerState()  # ready, draining, stopping
+        self.probes = Probes(self.run_state)
         self._drain_ends: float | None = None  # when the drain after SIGTERM ends
         self.pool: WorkerPool | None = None
         self.socket: socket.socket | None = None
@@ -67,7 +74,29 @@ class WebServer:
 
     @property
     def stopping(self) -> bool:
-        return self.state.stopping
+        return self.run_state.stopping
+
+    # -- the life cycle of the service --------------------------------------
+
+    def on_startup(self, hook: Callable[[WebServer], object]) -> Callable:
+        """Decorator: ``hook(server)`` runs once per worker process, before it serves,
+        in the order registered (open a database pool into ``server.state`` here). A
+        hook that raises stops the process with one line and exit status 1."""
+        self.startup_hooks.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: Callable[[WebServer], object]) -> Callable:
+        """Decorator: ``hook(server)`` runs once per worker process after its last
+        request, in the order registered; one that raises is logged, the others run."""
+        self.shutdown_hooks.append(hook)
+        return hook
+
+    def on_headers(self, check: Callable[[Requests], object]) -> Callable:
+        """Decorator: ``check(request)`` runs once a request's head has arrived and
+        before its body is read (and before ``100 Continue``): raise ``HTTPError`` to
+        refuse it, so that a bad token never makes the server read a large body."""
+        self.app.header_checks.append(check)
+        return check
 
     # -- building the application ---------------------------------------
 
@@ -146,6 +175,8 @@ class WebServer:
                                     self._serve_child)
             self._install_signal_handlers(supervisor.stop)
             supervisor.run()
+            if supervisor.failed:
+                raise SystemExit(1)  # a worker could not start; it said why
         else:
             self.serve(sock)
 
@@ -159,7 +190,10 @@ class WebServer:
             handle=self.app.handle,
             answer_error=self.app.protocol_error_response,
             access_log=self.access_log,
-            state=self.state,
+            state=self.run_state,
+            body_spool_size=self.body_spool_size,
+            min_upload_rate=self.min_upload_rate,
+            check_head=self.app.check_head if self.app.header_checks else None,
         )
 
     def serve(self, sock: socket.socket) -> None:
@@ -168,11 +202,12 @@ class WebServer:
         self.pool = WorkerPool(self.connection_context(), sock, self.threads,
                                max_connections=self.max_connections,
                                wake_housekeeping=self.wake_housekeeping)
-        self.state.ready = True  # no request can be answered before the threads start
+        self._run_startup_hooks()
+        self.run_state.ready = True  # no request can be answered before the threads start
         self.pool.start()
         try:
             next_sweep = 0.0
-            while not self.state.stopping:
+            while not self.run_state.stopping:
                 wait = self.pool.housekeeping_interval()
                 ready, _, _ = select.select([self._wake_r], [], [], wait)
                 if ready:
@@ -183,13 +218,27 @@ class WebServer:
                     self.pool.sweep()
                     next_sweep = now + SWEEP_INTERVAL
                 if self._drain_ends is not None and now >= self._drain_ends:
-                    self.state.stopping = True
+                    self.run_state.stopping = True
         finally:
             self.pool.stop_accepting()
             sock.close()
             self.pool.drain(self.graceful_timeout)
             self.pool.close()
+            for hook in self.shutdown_hooks:
+                try:
+                    hook(self)
+                except Exception:
+                    logger.error("shutdown hook %s failed", _name(hook), exc_info=True)
             logger.info("stopped")
+
+    def _run_startup_hooks(self) -> None:
+        for hook in self.startup_hooks:
+            try:
+                hook(self)
+            except Exception as error:
+                raise StartupFailed(
+                    f"error: startup hook {_name(hook)} failed: {error or type(error).__name__}"
+                ) from None
 
     def _serve_child(self, sock: socket.socket) -> None:
         """A worker process: its own wake-up pipe (not its siblings'), then serve."""
@@ -205,7 +254,7 @@ class WebServer:
         """The shutdown sequence: drain for ``drain_delay`` (still serving, every answer
         with ``Connection: close``, ``/readyz`` 503), then stop. A second request to stop,
         or SIGINT, skips the rest of the drain."""
-        state = self.state
+        state = self.run_state
         already_draining = state.draining
         state.draining = True
         if already_draining or number == signal.SIGINT or self.drain_delay <= 0:
@@ -226,3 +275,7 @@ class WebServer:
         if threading.current_thread() is threading.main_thread():
             for number in STOP_SIGNALS:
                 signal.signal(number, handler)
+
+
+def _name(hook: Callable) -> str:
+    return getattr(hook, "__qualname__", repr(hook))

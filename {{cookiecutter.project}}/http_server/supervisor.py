@@ -19,6 +19,11 @@ from collections.abc import Callable
 from .accesslog import logger
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STARTUP_FAILED = 3  # a worker's exit status when it could not start: not replaced
+
+
+class StartupFailed(SystemExit):
+    """A worker process could not start (a startup hook failed); the message says why."""
 RESPAWN_PAUSE = 0.1  # seconds before replacing a worker, so a crash loop cannot spin
 
 
@@ -32,6 +37,7 @@ class Supervisor:
         self.stop_timeout = stop_timeout  # a worker's drain delay and grace period
         self.serve_child = serve_child
         self.stopping = False
+        self.failed = False  # a worker could not start: everything stops
         self.signals: list[int] = []  # received, not yet forwarded to the workers
         self.children: dict[int, int] = {}  # pid -> slot
         self._wake_r, self._wake_w = os.pipe()
@@ -87,6 +93,9 @@ class Supervisor:
                 for number in STOP_SIGNALS:
                     signal.signal(number, signal.SIG_DFL)
                 self.serve_child(self.sock)
+            except StartupFailed as failure:
+                print(failure, file=sys.stderr)
+                code = STARTUP_FAILED
             except BaseException:
                 logger.error("worker process failed", exc_info=True)
                 code = 1
@@ -106,7 +115,10 @@ class Supervisor:
             if pid == 0:
                 return
             slot = self.children.pop(pid, None)
-            if slot is not None and respawn and not self.stopping:
+            if os.waitstatus_to_exitcode(status) == STARTUP_FAILED:
+                self.failed = self.stopping = True  # replacing it would fail the same way
+                self.signals.append(signal.SIGTERM)
+            elif slot is not None and respawn and not self.stopping:
                 logger.error("worker process %d exited (status %d); starting another", pid, status)
                 time.sleep(RESPAWN_PAUSE)
                 self._spawn(slot)
