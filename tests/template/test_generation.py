@@ -38,6 +38,7 @@ SERVICE_FILES = {
     ".env.example",
     ".gitattributes",
     ".gitignore",
+    ".pre-commit-config.yaml",
     "Dockerfile",
     "LICENSE",
     "Makefile",
@@ -59,7 +60,7 @@ SERVICE_FILES = {
 }
 # What each yes/no option adds when chosen.
 OPTIONAL_FILES = {
-    "use_github_actions": {".github/workflows/ci.yml"},
+    "use_github_actions": {".github/workflows/ci.yml", ".github/dependabot.yml"},
 }
 # Template syntax that must never reach a generated file ("cookiecutter.json"
 # is a file name the README may mention, not a variable).
