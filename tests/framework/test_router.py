@@ -1,0 +1,217 @@
+"""Routing on its own (http_server.url), without a socket or a server: ``Router.match``,
+``Path.reverse``, the module-level ``reverse`` and ``Redirect``.
+
+test_api.py checks the same rules end to end, through a live server.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+from http_server.response import Response
+from http_server.url import Path, Redirect, Router, reverse
+
+
+def view(request, response):
+    response.send("view")
+
+
+def other(request, response):
+    response.send("other")
+
+
+# ======================================================================= match
+
+
+def test_the_first_matching_route_wins():
+    first, second = Path(r"^/first", view), Path(r"^/first$", other)
+    router = Router([first, second])
+    assert router.match("GET", "/first") == (first, {})
+    assert router.match("GET", "/firstly") == (first, {})  # the regex is matched at the start
+
+
+def test_a_later_route_matches_what_an_earlier_one_does_not():
+    first, second = Path(r"^/first$", view), Path(r"^/first", other)
+    assert Router([first, second]).match("GET", "/firstly") == (second, {})
+
+
+def test_named_groups_are_the_view_keyword_arguments():
+    route = Path(r"^/articles/(?P<year>[0-9]{4})/(?P<slug>[-a-z]+)$", view)
+    router = Router([route])
+    assert router.match("GET", "/articles/1999/some-slug") == (
+        route, {"year": "1999", "slug": "some-slug"})
+    assert router.match("GET", "/articles/99/some-slug") == (None, set())
+
+
+def test_no_route_matching_gives_none_and_no_allowed_method():
+    assert Router([Path(r"^/a$", view)]).match("GET", "/b") == (None, set())
+    assert Router().match("GET", "/") == (None, set())
+
+
+def test_a_route_without_methods_takes_every_method():
+    route = Path(r"^/any$", view)
+    router = Router([route])
+    for method in ("GET", "HEAD", "POST", "DELETE", "M-SEARCH"):
+        assert router.match(method, "/any") == (route, {})
+
+
+def test_methods_are_upper_cased_and_get_brings_head():
+    get_only = Path(r"^/g$", view, methods=["get"])
+    post_only = Path(r"^/p$", view, methods=["post"])
+    assert get_only.methods == {"GET", "HEAD"}
+    assert post_only.methods == {"POST"}  # HEAD comes with GET only
+    router = Router([get_only, post_only])
+    assert router.match("HEAD", "/g") == (get_only, {})
+    assert router.match("HEAD", "/p") == (None, {"POST"})
+
+
+def test_wrong_method_gives_the_methods_of_every_matching_route():
+    reader = Path(r"^/r$", view, methods=["GET"])
+    writer = Path(r"^/r$", other, methods=["PUT"])
+    router = Router([reader, writer, Path(r"^/elsewhere$", view, methods=["PATCH"])])
+    assert router.match("DELETE", "/r") == (None, {"GET", "HEAD", "PUT"})
+    assert router.match("PUT", "/r") == (writer, {})  # past a route refusing the method
+
+
+@pytest.mark.parametrize("path", ["/admin\n", "/admin\r", "/ad\x00min", "/admin\x7f", "/\x1b"])
+def test_a_path_with_a_control_character_matches_nothing(path):
+    # "$" also matches before a final "\n": without the check, "/admin\n" would be /admin.
+    router = Router([Path(r"^/admin$", view), Path(r"^/", other)])
+    assert router.match("GET", path) == (None, set())
+
+
+def test_add_appends_a_route_after_the_others_and_names_it():
+    catch_all = Path(r"^/", view)
+    router = Router([catch_all])
+    added = Path(r"^/added$", other, name="router-test-added")
+    router.add(added)
+    assert router.match("GET", "/added") == (catch_all, {})
+    assert router.named["router-test-added"] is added
+    assert router.reverse("router-test-added") == "/added"
+
+
+# ======================================================================= reverse
+
+
+def test_reverse_fills_the_named_groups_in():
+    route = Path(r"^/articles/(?P<year>[0-9]{4})/(?P<slug>[-a-z]+)$", view, name="article")
+    assert route.reverse(year=2024, slug="hello-world") == "/articles/2024/hello-world"
+    assert route.reverse(year="1999", slug="x") == "/articles/1999/x"
+
+
+def test_reverse_of_a_group_with_parentheses_inside():
+    route = Path(r"^/tags/(?P<tag>(?:ab)+)/(?P<n>\d+)$", view, name="tags")
+    assert route.reverse(tag="abab", n=7) == "/tags/abab/7"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "kwargs", "path"),
+    [(r"^/files/report\.txt$", {}, "/files/report.txt"),
+     (r"^/a\-b/(?P<id>\d+)$", {"id": 3}, "/a-b/3"),
+     (r"^/plus\+/(?P<id>\d+)\Z", {"id": 4}, "/plus+/4"),
+     (r"^/$", {}, "/"),
+     (r"/no-anchors", {}, "/no-anchors")],
+    ids=["escaped-dot", "escaped-dash", "escaped-plus-and-end-of-string", "root", "no-anchors"],
+)
+def test_reverse_unescapes_literals(pattern, kwargs, path):
+    assert Path(pattern, view, name="literal").reverse(**kwargs) == path
+
+
+def test_reverse_never_unescapes_a_value():
+    route = Path(r"^/q/(?P<q>.+)$", view, name="query")
+    assert route.reverse(q=r"a\.b") == r"/q/a\.b"
+
+
+def test_reverse_without_a_group_value_names_the_missing_ones():
+    route = Path(r"^/(?P<year>\d{4})/(?P<slug>[a-z]+)/(?P<page>\d+)$", view, name="page")
+    with pytest.raises(ValueError, match=r"reverse\('page'\) needs page, slug$"):
+        route.reverse(year=2024)
+
+
+@pytest.mark.parametrize("value", ["abcd", "20245", "", "2024/x"])
+def test_reverse_refuses_a_value_its_group_does_not_match(value):
+    route = Path(r"^/(?P<year>[0-9]{4})$", view, name="year")
+    with pytest.raises(ValueError, match="does not match the 'year' group of 'year'"):
+        route.reverse(year=value)
+
+
+@pytest.mark.parametrize("pattern", [r"^/items/\d+$", r"^/a|/b$", r"^/colou?r$", r"^/x.y$",
+                                     r"^/(a)$"])
+def test_a_pattern_with_metacharacters_outside_named_groups_cannot_be_reversed(pattern):
+    with pytest.raises(ValueError, match="cannot be reversed"):
+        Path(pattern, view, name="wild").reverse()
+
+
+def test_router_reverse_of_an_unknown_name():
+    router = Router([Path(r"^/known$", view, name="router-test-known")])
+    assert router.reverse("router-test-known") == "/known"
+    with pytest.raises(LookupError, match="no route is named 'router-test-unknown'"):
+        router.reverse("router-test-unknown")
+
+
+# ============================================================ module-level reverse
+
+
+def test_module_reverse_finds_a_route_of_a_router_in_use():
+    router = Router([Path(r"^/in-use/(?P<n>\d+)$", view, name="router-test-in-use")])
+    assert reverse("router-test-in-use", n=5) == "/in-use/5"
+    assert router.reverse("router-test-in-use", n=5) == "/in-use/5"
+
+
+def test_module_reverse_ignores_a_path_no_router_holds():
+    Path(r"^/loose$", view, name="router-test-loose")
+    with pytest.raises(LookupError, match="no route is named 'router-test-loose'"):
+        reverse("router-test-loose")
+
+
+def test_module_reverse_looks_in_the_newest_router_first():
+    older = Router([Path(r"^/older$", view, name="router-test-twice")])
+    assert reverse("router-test-twice") == "/older"
+    newer = Router([Path(r"^/newer$", view, name="router-test-twice")])
+    assert reverse("router-test-twice") == "/newer"
+    assert older.reverse("router-test-twice") == "/older"  # each router keeps its own
+    assert newer.reverse("router-test-twice") == "/newer"
+
+
+def test_module_reverse_forgets_a_router_nobody_uses_any_more():
+    kept = Router([Path(r"^/kept$", view, name="router-test-gone")])
+    dropped = Router([Path(r"^/dropped$", view, name="router-test-gone")])
+    assert reverse("router-test-gone") == "/dropped"
+    del dropped
+    gc.collect()
+    assert reverse("router-test-gone") == "/kept"
+    del kept
+    gc.collect()
+    with pytest.raises(LookupError):
+        reverse("router-test-gone")
+
+
+# ======================================================================= Redirect
+
+
+def test_redirect_sets_location_and_an_empty_body():
+    response = Response()
+    Redirect("/elsewhere?a=1").apply(response)
+    assert response.status == 302
+    assert response.headers["Location"] == "/elsewhere?a=1"
+    assert response.body == b""
+
+
+@pytest.mark.parametrize("status", [300, 301, 303, 307, 308, 399])
+def test_redirect_takes_any_3xx_status(status):
+    response = Response()
+    Redirect("/x", status).apply(response)
+    assert response.status == status
+
+
+@pytest.mark.parametrize("status", [200, 299, 400, 404])
+def test_redirect_refuses_a_status_that_is_not_3xx(status):
+    with pytest.raises(ValueError, match=f"a redirect status is 3xx, not {status}"):
+        Redirect("/x", status)
+
+
+@pytest.mark.parametrize("to", ["/x\r\nSet-Cookie: a=1", "/x\nX: y", "/x\r", "/x\x00"])
+def test_redirect_refuses_a_location_that_would_split_the_response(to):
+    with pytest.raises(ValueError, match="Location"):
+        Redirect(to)
