@@ -8,7 +8,6 @@ Figures only are checked, never how fast: the benchmark is where the speed is re
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from argparse import Namespace
@@ -26,6 +25,7 @@ http_server = pytest.importorskip("http_server")
 import flood  # noqa: E402
 import flood_bench  # noqa: E402
 from http_server.testing import LiveServer  # noqa: E402
+from support.rawhttp import raw_request  # noqa: E402
 from tiny import HELLO  # noqa: E402
 
 
@@ -40,27 +40,13 @@ def live_server() -> LiveServer:
     return LiveServer(server)
 
 
-def port_of(live: LiveServer) -> int:
-    return int(live.url.rsplit(":", 1)[1])
-
-
-def answer_to(port: int, request: bytes) -> bytes:
-    """Everything the server sends back before it closes the connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @pytest.mark.parametrize("pad_bytes", [0, flood_bench.FLOODS["flood-big"]["pad_bytes"]])
 def test_the_flood_request_is_refused_with_400(pad_bytes):
     request = flood.malformed_request(pad_bytes)
     assert request.endswith(b"Bad Header: x\r\n\r\n")
     assert len(request) > pad_bytes
     with live_server() as live:
-        assert flood.status_of(answer_to(port_of(live), request)) == 400
+        assert flood.status_of(raw_request(live.port, request, timeout=10)) == 400
 
 
 def test_status_of_reads_only_a_status_line():
@@ -74,7 +60,7 @@ def test_a_tiny_flood_reports_every_figure_and_prints_in_the_table():
     import run
 
     with live_server() as live:
-        args = Namespace(host="127.0.0.1", port=port_of(live), path="/", pid=os.getpid(),
+        args = Namespace(host="127.0.0.1", port=live.port, path="/", pid=os.getpid(),
                          connections=4, waves=2, interval=0.5, pad_bytes=100, concurrency=10,
                          probe_every=0.1, probes=400, settle=0.0, timeout=30.0)
         result = asyncio.run(flood.measure(args))

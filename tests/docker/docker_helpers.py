@@ -7,13 +7,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import requests
+from support.ports import free_port  # noqa: F401 - the Docker tests take it from here
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,13 +94,6 @@ def missing_images_problem(images: list[str]) -> str | None:
 def docker_problem() -> str | None:
     """Why the Docker tests cannot run (None when they can): no engine, or no base image."""
     return engine_problem() or missing_images_problem(base_images())
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now, on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def generate_service(output_dir: Path, **extra_context) -> Path:

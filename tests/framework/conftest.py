@@ -4,7 +4,7 @@
   ``livehttp.ROUTES``, started with ``http_server.testing.LiveServer``.
 * ``server_factory(**settings)``: a dedicated server with other settings
   (short timeouts, small limits), stopped when the test ends.
-* ``raw(live, timeout=...)``: a ``livehttp.RawConnection`` to a live server,
+* ``raw(live, timeout=...)``: a ``support.rawhttp.RawConnection`` to a live server,
   closed when the test ends: send bytes as given, parse several pipelined
   answers, tell when the server closed the connection.
 """
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import pytest
 from http_server.testing import LiveServer
-from livehttp import READ_TIMEOUT, RawConnection, build_server
+from livehttp import build_server
+from support.rawhttp import READ_TIMEOUT, RawConnection
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@
 with the status it must be refused with. Several harnesses replay the same
 cases: tests/framework/test_parser.py (whole, byte by byte, seeded splits),
 test_h11_differential.py (against h11's server-side parser) and
-test_split_property.py (any split). Keeping the cases here, in one place, is
+test_split_property.py (any split), and test_protocol.py sends the invalid ones to
+a live server over a socket. Keeping the cases here, in one place, is
 what stops those harnesses drifting apart. ``hostile_requests()`` turns the
 corpus into a hypothesis strategy: a case, then a few mutations.
 
@@ -715,6 +716,15 @@ INVALID = [
         http("POST / HTTP/1.1", HOST, "Transfer-Encoding: chunked",
              body=b"1" + b"0" * 16 + b"2\r\nhi\r\n0\r\n\r\n"), 400),
     bad("http09-request-line", b"GET /\r\n\r\n", 400),
+    # ---- from the live-socket test of test_protocol.py (256: the smallest max_header_size
+    # a server accepts, so that test can replay these with the same limits)
+    bad("http2-connection-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+    bad("space-inside-target", http("GET /hel lo HTTP/1.1", HOST), 400),
+    bad("header-field-over-max-header-size",
+        http("GET / HTTP/1.1", HOST, "X-Big: " + "v" * 300), 431, {"max_header_size": 256}),
+    bad("header-line-over-max-header-size-without-crlf",
+        b"GET / HTTP/1.1\r\nHost: example.com\r\nX-Big: " + b"v" * 300, 431,
+        {"max_header_size": 256}),
 ]
 
 

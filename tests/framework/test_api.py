@@ -16,6 +16,7 @@ import requests
 from http_server import HTTPError, Path, Requests, Response, WebServer, reverse
 from http_server.testing import LiveServer, TestClient
 from http_server.url import Redirect
+from support.rawhttp import raw_request
 
 TIMEOUT = 5
 
@@ -410,11 +411,7 @@ def test_request_path_is_percent_decoded_without_query(live):
 
 def test_request_version_http10(live):
     port = int(live.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-        sock.sendall(b"GET /api/version HTTP/1.0\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+    data = raw_request(port, b"GET /api/version HTTP/1.0\r\n\r\n", TIMEOUT)
     assert data.endswith(b'{"version":"HTTP/1.0"}')
 
 
@@ -578,11 +575,7 @@ def test_stream_is_sent_chunked(live):
 
 def test_stream_over_http10_is_delimited_by_close(live):
     port = int(live.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-        sock.sendall(b"GET /api/stream HTTP/1.0\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+    data = raw_request(port, b"GET /api/stream HTTP/1.0\r\n\r\n", TIMEOUT)
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     assert b"transfer-encoding" not in head.lower()

@@ -21,7 +21,8 @@ from http_server.parser import MAX_EMPTY_LINES
 from http_server.request import Requests
 from http_server.response import Response
 from http_server.testing import LiveServer
-from livehttp import BASE_SETTINGS, RawConnection, request_bytes
+from livehttp import BASE_SETTINGS
+from support.rawhttp import RawConnection, request_bytes
 from test_parser import parse
 
 HELLO = b"hello world !"

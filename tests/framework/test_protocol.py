@@ -3,8 +3,9 @@
 Ordinary exchanges go through ``requests``; everything where framing matters
 (keep-alive, pipelining, HEAD, 100-continue, chunked coding, malformed and
 ambiguous requests, deadlines) goes out byte for byte on a raw socket and the
-answers are parsed by ``RawConnection`` (see livehttp.py), which also tells
-when the server closed the connection.
+answers are parsed by ``RawConnection`` (see support/rawhttp.py), which also
+tells when the server closed the connection. The malformed requests are the
+parser corpus's invalid cases (corpus.py), replayed over a socket.
 """
 
 from __future__ import annotations
@@ -18,15 +19,11 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 import requests
+from corpus import INVALID
+from http_server import config
 from http_server.testing import LiveServer
-from livehttp import (
-    INJECTED,
-    SECRET,
-    RawConnection,
-    ServerClosed,
-    build_server,
-    request_bytes,
-)
+from livehttp import INJECTED, SECRET, build_server
+from support.rawhttp import RawConnection, ServerClosed, raw_request, request_bytes
 
 TIMEOUT = 3
 HELLO = b"hello world !"
@@ -462,11 +459,9 @@ def test_streamed_response_is_chunked_on_http11(live_server, raw):
 
 
 def test_streamed_response_ends_with_the_last_chunk_on_the_wire(live_server):
-    with socket.create_connection(("127.0.0.1", live_server.port), timeout=TIMEOUT) as sock:
-        sock.sendall(request_bytes("GET", "/stream?n=2", headers={"Connection": "close"}))
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+    data = raw_request(live_server.port,
+                       request_bytes("GET", "/stream?n=2", headers={"Connection": "close"}),
+                       TIMEOUT)
     head, _, body = data.partition(b"\r\n\r\n")
     assert b"\r\nTransfer-Encoding: chunked\r\n" in head + b"\r\n"
     assert body == b"7\r\npart-0;\r\n7\r\npart-1;\r\n0\r\n\r\n"
@@ -525,92 +520,54 @@ def test_leading_empty_lines_are_ignored(live_server, raw):
 
 H = b"Host: localhost\r\n"
 
-MALFORMED = {
-    # name: (bytes, acceptable statuses)
-    "content-length-and-transfer-encoding": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"0\r\n\r\n", {400}),
-    "duplicate-content-length": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
-        {400}),
-    "content-length-list": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 5, 6\r\n\r\nhello", {400}),
-    "plus-signed-content-length": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: +5\r\n\r\nhello", {400}),
-    "minus-signed-content-length": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: -5\r\n\r\nhello", {400}),
-    "hex-content-length": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 0x5\r\n\r\nhello", {400}),
-    "chunked-twice": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, chunked\r\n\r\n"
-        b"0\r\n\r\n", {400}),
-    "two-transfer-encoding-fields": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", {400}),
-    "gzip-transfer-encoding": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-        {501}),
-    "transfer-encoding-on-http10": (
-        b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-        {400}),
-    "space-before-colon": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length : 5\r\n\r\nhello", {400}),
-    "obs-fold": (b"GET /hello HTTP/1.1\r\n" + H + b"X-Folded: a\r\n b\r\n\r\n", {400}),
-    "bare-lf-line-ends": (b"GET /hello HTTP/1.1\nHost: localhost\n\n", {400}),
-    "bare-lf-inside-a-field": (b"GET /hello HTTP/1.1\r\n" + H + b"X-A: a\nX-B: b\r\n\r\n", {400}),
-    "bare-cr-inside-a-field": (b"GET /hello HTTP/1.1\r\n" + H + b"X-A: a\rX-B: b\r\n\r\n", {400}),
-    "nul-in-a-header": (b"GET /hello HTTP/1.1\r\n" + H + b"X-A: a\x00b\r\n\r\n", {400}),
-    "missing-host": (b"GET /hello HTTP/1.1\r\n\r\n", {400}),
-    "two-hosts": (b"GET /hello HTTP/1.1\r\n" + H + H + b"\r\n", {400}),
-    "bad-chunk-size": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n"
-        b"0\r\n\r\n", {400}),
-    "negative-chunk-size": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n"
-        b"0\r\n\r\n", {400}),
-    "chunk-data-without-crlf": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX"
-        b"0\r\n\r\n", {400}),
-    "forbidden-trailer": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
-        b"0\r\nContent-Length: 5\r\n\r\n", {400}),
-    "http-2.0": (b"GET /hello HTTP/2.0\r\n" + H + b"\r\n", {505}),
-    "http-2-preface": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", {505}),
-    "http-3.1": (b"GET /hello HTTP/3.1\r\n" + H + b"\r\n", {505}),
-    "lowercase-version": (b"GET /hello http/1.1\r\n" + H + b"\r\n", {400}),
-    "two-spaces-in-request-line": (b"GET  /hello HTTP/1.1\r\n" + H + b"\r\n", {400}),
-    "space-in-target": (b"GET /hel lo HTTP/1.1\r\n" + H + b"\r\n", {400}),
-    "relative-target": (b"GET hello HTTP/1.1\r\n" + H + b"\r\n", {400}),
-    "request-line-too-long": (b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\n" + H + b"\r\n", {414}),
-    "request-line-too-long-and-unfinished": (b"GET /" + b"a" * 2000, {414}),
-    "too-many-headers": (
-        b"GET /hello HTTP/1.1\r\n" + H + b"".join(b"X-%d: v\r\n" % i for i in range(25)) + b"\r\n",
-        {431}),
-    "header-section-too-large": (
-        b"GET /hello HTTP/1.1\r\n" + H + b"X-Big: " + b"v" * 5000 + b"\r\n\r\n", {431}),
-    "header-section-too-large-and-unfinished": (
-        b"GET /hello HTTP/1.1\r\n" + H + b"X-Big: " + b"v" * 5000, {431}),
-    "content-length-over-max-body-size": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 2000\r\n\r\n" + b"x" * 2000, {413}),
-    "chunked-body-over-max-body-size": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
-        + b"200\r\n" + b"x" * 512 + b"\r\n" + b"200\r\n" + b"x" * 512 + b"\r\n"
-        + b"1\r\nx\r\n0\r\n\r\n", {413}),
-    "content-length-too-many-digits": (
-        b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: " + b"9" * 30 + b"\r\n\r\n", {400, 413}),
-}
+
+def limits_a_server_takes(limits: dict) -> bool:
+    """Whether ``WebServer`` accepts these limits (some corpus cases go below its minimums)."""
+    try:
+        for name, value in limits.items():
+            config.check(name, value)
+    except config.ConfigError:
+        return False
+    return True
 
 
-@pytest.mark.parametrize("name", list(MALFORMED))
-def test_malformed_request_gets_one_error_and_the_connection_closes(limited_server, raw, name):
-    payload, statuses = MALFORMED[name]
-    conn = raw(limited_server)
-    unfinished = name.endswith("-and-unfinished")  # the answer must not wait for the end
-    conn.send(payload if unfinished else payload + NEXT + NEXT)
+# The parser corpus's invalid cases, over a real socket (corpus.INVALID: its cases are
+# the parser's; here the server must answer each with that status and close).
+LIVE_INVALID = [pytest.param(case.id, *case.values, id=case.id, marks=case.marks)
+                for case in INVALID if limits_a_server_takes(case.values[2])]
+# Cases holding complete requests before the malformed one: those are answered first.
+ANSWERED_BEFORE_THE_ERROR = {"second-pipelined-request-malformed": 1}
+
+
+@pytest.fixture(scope="module")
+def server_with_limits():
+    """``server_with_limits(limits)`` -> a live server with those limits, one for each set."""
+    started: dict[tuple, LiveServer] = {}
+
+    def server(limits: dict) -> LiveServer:
+        key = tuple(sorted(limits.items()))
+        if key not in started:
+            started[key] = LiveServer(build_server(**limits)).__enter__()
+        return started[key]
+
+    yield server
+    for live in started.values():
+        live.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize(("case_id", "data", "status", "limits"), LIVE_INVALID)
+def test_malformed_request_gets_one_error_and_the_connection_closes(
+        server_with_limits, raw, case_id, data, status, limits):
+    conn = raw(server_with_limits(limits))
+    # A head that never ends is sent alone: the answer must not wait for the end. Behind
+    # any other case come two good requests, which must never be answered.
+    unfinished = b"\r\n\r\n" not in data
+    conn.send(data if unfinished else data + NEXT + NEXT)
     responses = conn.responses_until_close()
-    assert len(responses) == 1, f"expected one answer, got {responses}"
-    response = responses[0]
-    assert response.status in statuses, response.head
+    answered = ANSWERED_BEFORE_THE_ERROR.get(case_id, 0)
+    assert len(responses) == answered + 1, f"expected {answered + 1} answers, got {responses}"
+    response = responses[-1]
+    assert response.status == status, response.head
     assert response.get("Connection").lower() == "close"
     assert not conn.reset, "the connection was reset: the answer could have been lost"
 
@@ -849,8 +806,10 @@ def test_connection_over_max_connections_gets_503(server_factory, raw):
     third = raw(live)
     responses = third.responses_until_close()
     assert [r.status for r in responses] == [503]
+    assert responses[0].version == "HTTP/1.1"
     assert responses[0].get("Retry-After") is not None
     assert responses[0].get("Connection").lower() == "close"
+    assert_rfc1123_now(responses[0].get("Date"))
     # The first two are unaffected.
     first.send(request_bytes("GET", "/hello"))
     assert first.read_response().body == HELLO
@@ -888,13 +847,3 @@ def test_503_over_max_connections_reaches_a_client_that_sent_its_request_at_once
         finally:
             conn.close()
     assert statuses == [503] * 5
-
-
-def test_503_over_max_connections_has_a_date(server_factory, raw):
-    live = server_factory(max_connections=1)
-    holder = raw(live)
-    holder.send(request_bytes("GET", "/hello"))
-    assert holder.read_response().body == HELLO
-    [response] = raw(live).responses_until_close()
-    assert response.status == 503
-    assert_rfc1123_now(response.get("Date"))

@@ -1,6 +1,7 @@
 """Running the server for real: signals, graceful shutdown, worker processes, many idle
 clients, threads, bad settings and the logs. Each server is a separate Python process
-(see servers.py), so signals and exit codes are the real ones.
+(see support/processes.py), so signals and exit codes are the real ones. (The connection
+limit's 503 is in test_protocol.py.)
 """
 
 from __future__ import annotations
@@ -23,14 +24,9 @@ import requests
 from http_server import Path, WebServer
 from http_server.config import ConfigError, settings_from_env
 from http_server.testing import LiveServer
-from servers import (
-    TEMPLATE_DIR,
-    ServerProcess,
-    raw_request,
-    read_response,
-    wait_for_file,
-    write_script,
-)
+from support.paths import TEMPLATE_DIR
+from support.processes import ServerProcess, wait_for_file, write_script
+from support.rawhttp import raw_request, read_response
 
 TIMEOUT = 5
 STOP_SIGNALS = [
@@ -242,25 +238,6 @@ def test_stop_from_another_thread_returns_from_run(restore_framework_logger):
     thread.join(5)
     assert not thread.is_alive()
     assert time.monotonic() - started < 1.0
-
-
-def test_connections_over_max_connections_get_503(tmp_path):
-    with ServerProcess(tmp_path, max_connections=3, access_log=False) as server:
-        time.sleep(0.3)  # the start-up probe's connection is gone from the server's table
-        held: list[socket.socket] = []
-        try:
-            for _ in range(3):  # three served keep-alive connections: the server is full
-                sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
-                held.append(sock)
-                sock.sendall(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
-                assert read_response(sock).endswith(b"hello")
-            answer = raw_request(server.port, b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert answer.startswith(b"HTTP/1.1 503 ")
-        finally:
-            for sock in held:
-                sock.close()
-        time.sleep(0.2)  # the closed ones are forgotten: room again
-        assert requests.get(server.url + "/hello", timeout=TIMEOUT).text == "hello"
 
 
 # ======================================================================= slow and idle clients

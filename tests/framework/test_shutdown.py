@@ -21,7 +21,10 @@ import pytest
 import requests
 from http_server import WebServer
 from http_server.testing import LiveServer, TestClient
-from servers import TEMPLATE_DIR, ServerProcess, free_port, read_response, write_script
+from support.paths import TEMPLATE_DIR
+from support.ports import free_port
+from support.processes import ServerProcess, write_script
+from support.rawhttp import read_response
 
 TIMEOUT = 5
 

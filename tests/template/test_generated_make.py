@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 import requests
+from support.ports import free_port
 from template_helpers import ROOT, clean_environment
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -77,12 +77,6 @@ def test_a_fresh_clone_of_a_non_default_project_passes_make_test_and_lint(bake, 
     assert_make_test_then_lint_pass(clone)
     # .venv and the caches that make test and lint leave are ignored.
     assert git(clone, "status", "--porcelain", "--untracked-files=all") == ""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def serve_with_make(command: list[str], folder) -> requests.Response:

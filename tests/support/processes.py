@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "{{cookiecutter.project}}"
+from support.paths import TEMPLATE_DIR
+from support.ports import free_port
 
 SCRIPT = '''\
 import json, os, resource, sys, time
@@ -62,12 +63,6 @@ urlpatterns = [
 server = WebServer(route=urlpatterns, **json.loads(sys.argv[1]))
 server.run()
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_script(folder: Path, text: str | None = None, name: str = "server.py") -> Path:
@@ -159,41 +154,3 @@ def wait_for_file(path: Path, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path} did not appear")
         time.sleep(0.01)
-
-
-def raw_request(port: int, data: bytes, timeout: float = 5.0) -> bytes:
-    """Send ``data`` on a fresh connection and read until the server closes it."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(data)
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def read_response(sock: socket.socket) -> bytes:
-    """Read one response with a Content-Length from a keep-alive connection."""
-    buffer = b""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed before the response head")
-        buffer += chunk
-    head, _, body = buffer.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed before the end of the body")
-        body += chunk
-    return head + b"\r\n\r\n" + body
