@@ -56,18 +56,20 @@ class Context:
 
     ``handle(request, response) -> response`` runs middleware and view;
     ``answer_error(error, method, remote) -> response`` renders a protocol error;
-    ``check_head(request) -> response | None``, when the app has checks that run on
-    the head, refuses a request before its body is read (None: go on).
+    ``check_head(request) -> response | None`` runs the app's checks on a head (the
+    live list ``header_checks``, when it is not empty) and refuses a request before
+    its body is read (None: go on).
     """
 
     __slots__ = ("parser_limits", "header_timeout", "keep_alive_timeout", "body_spool_size",
-                 "min_upload_rate", "handle", "answer_error", "check_head", "access_log",
-                 "state")
+                 "min_upload_rate", "handle", "answer_error", "check_head", "header_checks",
+                 "access_log", "state")
 
     def __init__(self, *, parser_limits: tuple[int, int, int, int], header_timeout: float,
                  keep_alive_timeout: float, handle: Callable, answer_error: Callable,
                  access_log, state: ServerState, body_spool_size: int = 1 << 20,
-                 min_upload_rate: int = 0, check_head: Callable | None = None) -> None:
+                 min_upload_rate: int = 0, check_head: Callable | None = None,
+                 header_checks: list | None = None) -> None:
         self.parser_limits = parser_limits  # RequestParser's four limits, in its order
         self.header_timeout = header_timeout
         self.keep_alive_timeout = keep_alive_timeout
@@ -76,6 +78,7 @@ class Context:
         self.handle = handle
         self.answer_error = answer_error
         self.check_head = check_head
+        self.header_checks = header_checks if header_checks is not None else []
         self.access_log = access_log
         self.state = state
 
@@ -203,7 +206,7 @@ class Connection:
                 return True
             if type(event) is RequestHead:
                 self.head = event
-                if self.context.check_head is not None and not self._passes_checks(event):
+                if self.context.header_checks and not self._passes_checks(event):
                     return False
                 self.expect_pending = event.expect_continue
                 continue

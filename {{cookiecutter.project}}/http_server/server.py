@@ -193,7 +193,8 @@ class WebServer:
             state=self.run_state,
             body_spool_size=self.body_spool_size,
             min_upload_rate=self.min_upload_rate,
-            check_head=self.app.check_head if self.app.header_checks else None,
+            check_head=self.app.check_head,
+            header_checks=self.app.header_checks,
         )
 
     def serve(self, sock: socket.socket) -> None:
