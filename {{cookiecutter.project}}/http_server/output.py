@@ -136,34 +136,34 @@ class Output:
     def write_stream(self, stream, chunked: bool) -> int:
         """A streamed body is produced on this thread, so it is written on it too.
 
-        Items that come quickly are gathered into one write of up to
-        ``STREAM_BUFFER`` bytes (a write per small item would cost a system call
-        and a chunk header each). Once the producer takes longer than
-        ``STREAM_PAUSE`` for an item (it waits for something: server-sent events,
-        progress), every item goes out as soon as it is made.
+        The first item goes out at once. After it, items that come quickly are
+        gathered into one write of up to ``STREAM_BUFFER`` bytes (a write per small
+        item costs a system call and a chunk header each). An item the producer
+        took longer than ``STREAM_PAUSE`` to make (it waited for something) goes out
+        at once with what was gathered, and so does what is gathered when the
+        producer yields an empty item (``b""``): a view that sends a burst and then
+        waits (server-sent events) yields one after the burst.
         """
         size = 0
         pending: list[bytes] = []
         pending_size = 0
-        gather = True
+        first = True
         clock = time.monotonic
         last = clock()
         for item in stream:
+            now = clock()
+            slow = now - last > STREAM_PAUSE
+            last = now
             if isinstance(item, str):
                 item = item.encode("utf-8")
-            if gather:
-                now = clock()
-                if now - last > STREAM_PAUSE:
-                    gather = False  # a slow producer: its own pace is the bound
-                last = now
-            if not item:
-                continue
-            size += len(item)
-            pending.append(item)
-            pending_size += len(item)
-            if pending_size >= STREAM_BUFFER or not gather:
+            if item:
+                size += len(item)
+                pending.append(item)
+                pending_size += len(item)
+            if pending and (first or slow or not item or pending_size >= STREAM_BUFFER):
                 self.send_blocking(_framed(pending, chunked))
                 pending, pending_size = [], 0
+                first = False
         last_piece = _framed(pending, chunked) if pending else b""
         self.send_blocking(last_piece + b"0\r\n\r\n" if chunked else last_piece)
         return size
