@@ -26,6 +26,7 @@ from pathlib import Path
 # when it is chosen. Later options add a line here and their files to the template.
 OPTIONAL_PARTS: dict[str, tuple[str, ...]] = {
     "use_github_actions": (".github",),
+    "kubernetes": ("deploy/kubernetes",),
 }
 
 # Caches that a template checkout may hold (its tests import the framework, ruff
@@ -56,6 +57,11 @@ def remove_unchosen_parts(project_dir: Path, answers: Mapping[str, object]) -> l
             else:
                 continue
             removed.append(relative)
+            # A folder left empty goes too (deploy/ holds only what options add).
+            for parent in path.parents:
+                if parent == project_dir or any(parent.iterdir()):
+                    break
+                parent.rmdir()
     return removed
 
 

@@ -33,9 +33,7 @@ V1_CONTAINER = "12:memory:/\n4:cpu,cpuacct:/\n1:name=systemd:/\n0::/\n"
         ("400000 100000\n", 2, 2),  # a quota above the affinity does not add CPUs
     ],
 )
-def test_cgroup_v2_cpu_max_caps_the_cpus_the_process_may_run_on(
-    tmp_path, cpu_max, cpus, expected
-):
+def test_cgroup_v2_cpu_max_caps_the_cpus_the_process_may_run_on(tmp_path, cpu_max, cpus, expected):
     write(tmp_path, "cpu.max", cpu_max)
     assert config.usable_cpus(cpus, tmp_path, V2_CONTAINER) == expected
 
@@ -113,4 +111,3 @@ def test_a_bad_workers_value_names_the_setting_and_says_what_it_takes(value):
     message = str(raised.value)
     assert message.startswith("WORKERS must be auto or an integer from 1 to 256, got ")
     assert "\n" not in message
-

@@ -61,6 +61,19 @@ SERVICE_FILES = {
 # What each yes/no option adds when chosen.
 OPTIONAL_FILES = {
     "use_github_actions": {".github/workflows/ci.yml", ".github/dependabot.yml"},
+    "kubernetes": {
+        f"deploy/kubernetes/{name}"
+        for name in [
+            "deployment.yaml",
+            "hpa.yaml",
+            "kustomization.yaml",
+            "pdb.yaml",
+            "service.yaml",
+            "settings.env",
+            "shared-media/kustomization.yaml",
+            "shared-media/pvc.yaml",
+        ]
+    },
 }
 # Template syntax that must never reach a generated file ("cookiecutter.json"
 # is a file name the README may mention, not a variable).

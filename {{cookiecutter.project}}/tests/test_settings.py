@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import settings
+from http_server import config
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -26,6 +27,13 @@ def test_the_environment_overrides_the_defaults():
     assert (options["host"], options["port"], options["workers"]) == ("0.0.0.0", 9000, 2)
 
 
+def test_workers_auto_is_one_per_cpu_the_process_may_use():
+    # The container's default (docker-compose.yml): its CPU limit, not the host's count.
+    workers = settings.load({"WORKERS": "auto"})["workers"]
+    assert workers == config.usable_cpus()
+    assert 1 <= workers <= len(os.sched_getaffinity(0))
+
+
 def test_a_relative_media_root_is_inside_the_project():
     options = settings.load({"MEDIA_ROOT": "media"})
     assert Path(options["media_root"]) == PROJECT_DIR / "media"
@@ -33,15 +41,22 @@ def test_a_relative_media_root_is_inside_the_project():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PORT", "abc"), ("PORT", "70000"), ("WORKERS", "zero"), ("LOG_FORMAT", "xml")],
+    [
+        ("PORT", "abc"),
+        ("PORT", "70000"),
+        ("WORKERS", "zero"),
+        ("WORKERS", "many"),
+        ("LOG_FORMAT", "xml"),
+    ],
 )
 def test_a_bad_value_raises_an_error_naming_the_setting(name, value):
     with pytest.raises(settings.ConfigError, match=name):
         settings.load({name: value})
 
 
-def test_main_refuses_a_bad_setting_with_one_line():
-    environment = {**os.environ, "PORT": "not-a-port"}
+@pytest.mark.parametrize(("name", "value"), [("PORT", "not-a-port"), ("WORKERS", "many")])
+def test_main_refuses_a_bad_setting_with_one_line(name, value):
+    environment = {**os.environ, name: value}
     result = subprocess.run(
         [sys.executable, "main.py"],
         cwd=PROJECT_DIR,
@@ -52,4 +67,4 @@ def test_main_refuses_a_bad_setting_with_one_line():
     )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "PORT" in lines[0], result.stderr
+    assert len(lines) == 1 and name in lines[0], result.stderr
