@@ -44,6 +44,7 @@ SERVICE_FILES = {
     "Makefile",
     "README.md",
     "docker-compose.yml",
+    "docker-stack.yml",
     "main.py",
     "media/hello.txt",
     "middleware.py",
