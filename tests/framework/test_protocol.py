@@ -464,7 +464,9 @@ def test_streamed_response_ends_with_the_last_chunk_on_the_wire(live_server):
                        TIMEOUT)
     head, _, body = data.partition(b"\r\n\r\n")
     assert b"\r\nTransfer-Encoding: chunked\r\n" in head + b"\r\n"
-    assert body == b"7\r\npart-0;\r\n7\r\npart-1;\r\n0\r\n\r\n"
+    # Items made back to back are gathered (one chunk, or two if the gathering timed out).
+    assert body in (b"e\r\npart-0;part-1;\r\n0\r\n\r\n",
+                    b"7\r\npart-0;\r\n7\r\npart-1;\r\n0\r\n\r\n")
 
 
 def test_streamed_response_is_close_delimited_on_http10(live_server, raw):

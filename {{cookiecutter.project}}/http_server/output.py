@@ -13,6 +13,7 @@ import errno
 import os
 import select
 import socket
+import threading
 import time
 from collections import deque
 
@@ -20,8 +21,12 @@ from .response import FileBody
 
 SEND_TIMEOUT = 30.0  # a client that reads nothing for this long loses its connection
 SENDFILE_BLOCK = 1 << 24
-STREAM_BUFFER = 65536  # a streamed body's small items are gathered up to this many bytes
-STREAM_PAUSE = 0.005  # ...while the producer makes each within this many seconds
+STREAM_BUFFER = 65536  # a streamed body's small items are gathered up to this many bytes,
+STREAM_DELAY = 0.005  # and for this many seconds at most
+
+# Outputs holding gathered stream items, and since when (see send_gathered_streams).
+_gathering: dict[Output, float] = {}
+_gathering_lock = threading.Lock()
 COPY_BLOCK = 262144
 MSG_MORE = getattr(socket, "MSG_MORE", 0)
 
@@ -47,12 +52,16 @@ def wait_for(sock, event: int, timeout: float) -> bool:
 class Output:
     """The bytes, memoryviews and file slices of one connection not yet sent, in order."""
 
-    __slots__ = ("sock", "fd", "queue")
+    __slots__ = ("sock", "fd", "queue", "gathered", "gathered_size", "chunked", "lock")
 
     def __init__(self, sock) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.queue: deque = deque()
+        self.gathered: list[bytes] = []  # stream items not written yet (write_stream)
+        self.gathered_size = 0
+        self.chunked = False
+        self.lock: threading.Lock | None = None  # guards the gathered items while streaming
 
     def __bool__(self) -> bool:
         return bool(self.queue)
@@ -136,37 +145,48 @@ class Output:
     def write_stream(self, stream, chunked: bool) -> int:
         """A streamed body is produced on this thread, so it is written on it too.
 
-        The first item goes out at once. After it, items that come quickly are
-        gathered into one write of up to ``STREAM_BUFFER`` bytes (a write per small
-        item costs a system call and a chunk header each). An item the producer
-        took longer than ``STREAM_PAUSE`` to make (it waited for something) goes out
-        at once with what was gathered, and so does what is gathered when the
-        producer yields an empty item (``b""``): a view that sends a burst and then
-        waits (server-sent events) yields one after the burst.
+        Its items are gathered into writes of up to ``STREAM_BUFFER`` bytes (a write
+        per small item costs a system call and a chunk header each), and what is
+        gathered never waits more than ``STREAM_DELAY``: the main thread's
+        housekeeping sends it (``send_gathered_streams``) while the producer waits
+        for its next item (server-sent events, progress).
         """
         size = 0
-        pending: list[bytes] = []
-        pending_size = 0
-        first = True
-        clock = time.monotonic
-        last = clock()
-        for item in stream:
-            now = clock()
-            slow = now - last > STREAM_PAUSE
-            last = now
-            if isinstance(item, str):
-                item = item.encode("utf-8")
-            if item:
+        self.gathered = []
+        self.gathered_size = 0
+        self.chunked = chunked
+        lock = self.lock = threading.Lock()
+        try:
+            for item in stream:
+                if isinstance(item, str):
+                    item = item.encode("utf-8")
+                if not item:
+                    continue
                 size += len(item)
-                pending.append(item)
-                pending_size += len(item)
-            if pending and (first or slow or not item or pending_size >= STREAM_BUFFER):
-                self.send_blocking(_framed(pending, chunked))
-                pending, pending_size = [], 0
-                first = False
-        last_piece = _framed(pending, chunked) if pending else b""
-        self.send_blocking(last_piece + b"0\r\n\r\n" if chunked else last_piece)
+                with lock:
+                    if not self.gathered:
+                        with _gathering_lock:
+                            _gathering[self] = time.monotonic()
+                    self.gathered.append(item)
+                    self.gathered_size += len(item)
+                    if self.gathered_size >= STREAM_BUFFER:
+                        self.send_blocking(self._take_gathered())
+            with lock:
+                rest = self._take_gathered() if self.gathered else b""
+                self.send_blocking(rest + b"0\r\n\r\n" if chunked else rest)
+        finally:
+            with _gathering_lock:
+                _gathering.pop(self, None)
         return size
+
+    def _take_gathered(self) -> bytes:
+        """The gathered items as one piece (one chunk), under ``lock``."""
+        data = b"".join(self.gathered)
+        self.gathered = []
+        self.gathered_size = 0
+        with _gathering_lock:
+            _gathering.pop(self, None)
+        return b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data
 
     def send_blocking(self, data: bytes, timeout: float = SEND_TIMEOUT) -> None:
         self.write(data)
@@ -182,6 +202,21 @@ class Output:
         self.queue.clear()
 
 
-def _framed(pieces: list[bytes], chunked: bool) -> bytes:
-    data = b"".join(pieces)
-    return b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
+def send_gathered_streams(now: float) -> None:
+    """From housekeeping: send the stream items gathered longer than ``STREAM_DELAY``.
+
+    Never waits: an output whose thread is writing (its lock taken) is skipped,
+    and what the socket does not take is queued for that thread to send.
+    """
+    with _gathering_lock:
+        due = [output for output, since in _gathering.items() if now - since >= STREAM_DELAY]
+    for output in due:
+        if output.lock.acquire(blocking=False):
+            try:
+                if output.gathered:
+                    output.queue.append(output._take_gathered())
+                    output.flush()
+            except (ConnectionClosed, OSError):
+                pass  # the streaming thread finds out on its next write
+            finally:
+                output.lock.release()

@@ -27,6 +27,7 @@ from . import config
 from .accesslog import AccessLog, configure_errors, logger
 from .app import App
 from .connection import Context, ServerState
+from .output import send_gathered_streams
 from .pool import WorkerPool
 from .probes import Probes
 from .request import Requests
@@ -215,6 +216,7 @@ class WebServer:
                     os.read(self._wake_r, 1024)
                 self.pool.relieve_blocked()
                 now = time.monotonic()
+                send_gathered_streams(now)
                 if now >= next_sweep:
                     self.pool.sweep()
                     next_sweep = now + SWEEP_INTERVAL
