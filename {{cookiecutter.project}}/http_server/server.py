@@ -204,7 +204,7 @@ class WebServer:
         self.pool = WorkerPool(self.connection_context(), sock, self.threads,
                                max_connections=self.max_connections,
                                wake_housekeeping=self.wake_housekeeping)
-        self._run_startup_hooks()
+        self.run_startup_hooks()
         self.run_state.ready = True  # no request can be answered before the threads start
         self.pool.start()
         try:
@@ -227,14 +227,12 @@ class WebServer:
             sock.close()
             self.pool.drain(self.graceful_timeout)
             self.pool.close()
-            for hook in self.shutdown_hooks:
-                try:
-                    hook(self)
-                except Exception:
-                    logger.error("shutdown hook %s failed", _name(hook), exc_info=True)
+            self.run_shutdown_hooks()
             logger.info("stopped")
 
-    def _run_startup_hooks(self) -> None:
+    def run_startup_hooks(self) -> None:
+        """The ``on_startup`` hooks, in order (``serve`` calls it; so does the test client
+        used as a context manager). ``StartupFailed`` (one line) if one raises."""
         for hook in self.startup_hooks:
             try:
                 hook(self)
@@ -242,6 +240,14 @@ class WebServer:
                 raise StartupFailed(
                     f"error: startup hook {_name(hook)} failed: {error or type(error).__name__}"
                 ) from None
+
+    def run_shutdown_hooks(self) -> None:
+        """The ``on_shutdown`` hooks, in order; one that raises is logged, the rest run."""
+        for hook in self.shutdown_hooks:
+            try:
+                hook(self)
+            except Exception:
+                logger.error("shutdown hook %s failed", _name(hook), exc_info=True)
 
     def _serve_child(self, sock: socket.socket) -> None:
         """A worker process: its own wake-up pipe (not its siblings'), then serve."""
