@@ -6,6 +6,7 @@ Start it with `python main.py` or `make run`.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping
 from http import HTTPStatus
 
@@ -37,7 +38,15 @@ def create_server(environ: Mapping[str, str] | None = None) -> WebServer:
     #         return pool.ping(timeout=1.0)  # /readyz answers 503 while this is false
     server.add_probes()
     server.access_log.skip_paths.add("/healthz")
+    server.on_startup(start_service)
     return server
+
+
+def start_service(server: WebServer) -> None:
+    """Runs once per worker process before it serves: fill ``server.state``, which every
+    request carries as ``request.app_state`` (open a database pool here)."""
+    server.state.name = "{{ cookiecutter.project }}"
+    server.state.started = time.monotonic()
 
 
 def main() -> None:

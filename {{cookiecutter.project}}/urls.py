@@ -12,5 +12,6 @@ urlpatterns = [
     Path(r"^/home$", views.home, name="home", methods=["GET"]),
     Path(r"^/api/hello/(?P<username>[^/]+)$", views.hello, name="hello", methods=["GET"]),
     Path(r"^/api/greetings$", views.greet, name="greet", methods=["POST"]),
+    Path(r"^/api/info$", views.info, name="info", methods=["GET"]),
     Path(r"^/healthz$", views.healthz, name="healthz", methods=["GET"]),
 ]

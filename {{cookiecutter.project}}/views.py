@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from http import HTTPStatus
 
 from http_server import HTTPError, Requests, Response
@@ -34,6 +35,17 @@ def greet(request: Requests, response: Response) -> None:
         response.sendJson({"error": 'send a non-empty "name", as JSON or as a form'}, 400)
         return
     response.sendJson({"message": f"hello, {name.strip()}!"}, 201)
+
+
+def info(request: Requests, response: Response) -> None:
+    """GET /api/info: the service's name and how long it has been serving.
+
+    ``request.app_state`` is the server's ``state``: what main.py's startup hook put
+    there (a database pool would go there too, instead of a module global).
+    """
+    state = request.app_state
+    uptime = round(time.monotonic() - state.started, 3)
+    response.sendJson({"name": state.name, "uptime_seconds": uptime})
 
 
 def healthz(request: Requests, response: Response) -> None:

@@ -182,7 +182,8 @@ YES_NO_WORDS = [
 @pytest.mark.parametrize(("value", "meaning"), [(True, True), (False, False), *YES_NO_WORDS])
 def test_a_yes_no_answer_means_what_cookiecutter_reads_in_it(value, meaning):
     answers = {**GOOD_ANSWERS, "use_github_actions": value}
-    assert pre_gen.check_answers(answers, QUESTIONS) == {"use_github_actions": meaning}
+    expected = {**dict.fromkeys(FLAGS, True), "use_github_actions": meaning}
+    assert pre_gen.check_answers(answers, QUESTIONS) == expected
 
 
 def test_the_yes_no_words_are_cookiecutters_own():

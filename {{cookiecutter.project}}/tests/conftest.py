@@ -22,9 +22,11 @@ def server() -> WebServer:
 
 
 @pytest.fixture
-def client(server: WebServer) -> TestClient:
-    """Runs requests through middleware, router and views without a socket."""
-    return TestClient(server)
+def client(server: WebServer) -> Iterator[TestClient]:
+    """Runs requests through middleware, router and views without a socket, between the
+    server's startup and shutdown hooks."""
+    with TestClient(server) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -82,6 +82,11 @@ def test_media_file(live_url):
     assert response.text.startswith("Hello from the media folder.")
 
 
+def test_info_after_the_startup_hook_ran(live_url):
+    body = requests.get(f"{live_url}/api/info", timeout=5).json()
+    assert body["name"] == "{{ cookiecutter.project }}" and body["uptime_seconds"] >= 0
+
+
 def test_probes(live_url):
     assert requests.get(f"{live_url}/livez", timeout=5).json() == {"status": "alive"}
     assert requests.get(f"{live_url}/readyz", timeout=5).json() == {"status": "ready"}

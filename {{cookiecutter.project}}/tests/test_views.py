@@ -135,3 +135,11 @@ def test_errors_are_json(client):
     wrong_method = client.get("/api/greetings")
     assert wrong_method.json() == {"error": "method not allowed", "status": 405}
     assert "POST" in wrong_method.headers["Allow"]
+
+
+def test_info_reads_what_the_startup_hook_put_in_the_app_state(client):
+    response = client.get("/api/info")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["name"] == "{{ cookiecutter.project }}"
+    assert body["uptime_seconds"] >= 0
