@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import json
 from typing import BinaryIO
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, parse_qsl, unquote
 
 from .errors import HTTPError
+from .formdata import MultiDict, parse_form
 from .headers import Headers
+from .multipart import FormLimits
 
 __all__ = ["Headers", "Requests"]
 
@@ -87,8 +89,12 @@ class Requests:
         return self._file
 
     def close(self) -> None:
-        """Release the body (its temporary file is removed); the server calls it after
-        the answer, whatever happened."""
+        """Release the body (its temporary file is removed) and the uploaded files; the
+        server calls it after the answer, whatever happened."""
+        if self._files is not None:
+            for _, uploads in self._files.lists():
+                for upload in uploads:
+                    upload.close()
         if self._file is not None:
             self._file.close()
 
@@ -124,17 +130,40 @@ class Requests:
         except ValueError as error:
             raise HTTPError(400, f"request body is not valid JSON: {error}") from None
 
+    # Set by the dispatcher from the settings (MAX_FORM_PARTS...); None: FormLimits().
+    form_limits: FormLimits | None = None
+    _files: MultiDict | None = None
+
     @property
-    def form(self) -> dict[str, str]:
-        """Fields of an ``application/x-www-form-urlencoded`` body (first value of each)."""
+    def form(self) -> MultiDict:
+        """The text fields of an ``application/x-www-form-urlencoded`` or ``multipart/form-data``
+        body: ``form[name]`` is the first value, ``form.getlist(name)`` all of them."""
         if self._form is None:
-            content_type = self.headers.get("content-type", "")
-            if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
-                text = self.body.decode("utf-8", errors="replace")
-                self._form = {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
-            else:
-                self._form = {}
+            self._read_form()
         return self._form
+
+    @property
+    def files(self) -> MultiDict:
+        """The files of a ``multipart/form-data`` body: ``files[name]`` is the first
+        ``UploadedFile`` of that name, ``files.getlist(name)`` all of them."""
+        if self._files is None:
+            self._read_form()
+        return self._files
+
+    def _read_form(self) -> None:
+        """Parse the form once; a malformed multipart body raises ``MultipartError`` (400)."""
+        content_type = self.headers.get("content-type", "")
+        media_type = content_type.split(";")[0].strip().lower()
+        files = MultiDict()
+        if media_type == "application/x-www-form-urlencoded":
+            text = self.body.decode("utf-8", errors="replace")
+            form = MultiDict(parse_qsl(text, keep_blank_values=True))
+        elif media_type == "multipart/form-data":
+            # From the stream in pieces: a body spooled to disk stays there.
+            form, files = parse_form(self.stream, content_type, self.form_limits)
+        else:
+            form = MultiDict()
+        self._form, self._files = form, files
 
     def __repr__(self) -> str:
         return f"<Requests {self.method} {self.target}>"
