@@ -15,7 +15,9 @@ the query in the path and ``params=`` are merged, every ``Set-Cookie`` shows in
 from __future__ import annotations
 
 import json as json_module
+import os
 import re
+import secrets
 import string
 import threading
 import urllib.request
@@ -141,15 +143,6 @@ class TestClient:
         self._domain = cookiejar.eff_request_host(urllib.request.Request(self.base_url))[1]
         self._cookies = CookieJar(self._domain)
 
-    def __enter__(self) -> TestClient:
-        """``with TestClient(server) as client:`` runs the server's startup hooks first
-        and its shutdown hooks at the end, as a worker process does around its requests."""
-        self.server.run_startup_hooks()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.server.run_shutdown_hooks()
-
     @property
     def cookies(self) -> CookieJar:
         return self._cookies
@@ -163,14 +156,15 @@ class TestClient:
     def request(self, method: str, path: str, *, params=None,
                 headers: Mapping[str, str | None] | None = None,
                 cookies: Mapping[str, str] | None = None,
-                data: bytes | str | Mapping | None = None, json=None,
+                data: bytes | str | Mapping | None = None, json=None, files=None,
                 follow_redirects: bool | None = None,
                 allow_redirects: bool | None = None) -> TestResponse:
         """One request, like ``requests.Session.request``; ``allow_redirects`` is
-        requests' name for ``follow_redirects``."""
+        requests' name for ``follow_redirects``, ``files=`` makes a multipart/form-data body
+        as requests does (with the ``data=`` fields first)."""
         method = method.upper()
         url = self._url(path, params)
-        body, content_type = _encode_body(data, json)
+        body, content_type = _encode_files(files, data) if files else _encode_body(data, json)
         request_headers = Headers()
         for given in (self.headers, headers or {}):
             for name, value in given.items():
@@ -295,13 +289,17 @@ def _encode_params(params) -> str:
         return params.decode("ascii")
     if isinstance(params, str):
         return params
+    return urlencode(list(_form_pairs(params)))
+
+
+def _form_pairs(params):
+    """(name, value) of a dict or a list of pairs, a list value as repeated names, ``None``
+    values left out."""
     pairs = params.items() if isinstance(params, Mapping) else params
-    encoded = []
     for name, values in pairs:
         if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
             values = [values]
-        encoded.extend((name, value) for value in values if value is not None)
-    return urlencode(encoded)
+        yield from ((name, value) for value in values if value is not None)
 
 
 def _encode_body(data, json) -> tuple[bytes, str | None]:
@@ -315,6 +313,59 @@ def _encode_body(data, json) -> tuple[bytes, str | None]:
     if data:
         return _encode_params(data).encode("ascii"), "application/x-www-form-urlencoded"
     return b"", None
+
+
+def _encode_files(files, data) -> tuple[bytes, str]:
+    """A multipart/form-data body as requests encodes it (``requests.models._encode_files``,
+    urllib3's ``encode_multipart_formdata``): the ``data=`` fields, then each file, given as
+    a file object, content, or a tuple ``(filename, content or file[, content_type[,
+    headers]])``; a dict or a list of pairs (a list for several files under one name)."""
+    if isinstance(data, (str, bytes, bytearray)):
+        raise ValueError("Data must not be a string.")
+    boundary = secrets.token_hex(16)  # as urllib3's choose_boundary
+    parts = [(name, None, None, None, value if isinstance(value, bytes) else str(value))
+             for name, value in _form_pairs(data or {})]
+    for name, given in files.items() if isinstance(files, Mapping) else files:
+        content_type = headers = None
+        if isinstance(given, (tuple, list)):
+            filename, content, *rest = given
+            content_type, headers = (*rest, None, None)[:2]
+        else:
+            filename, content = _guess_filename(given) or name, given
+        if content is None:
+            continue
+        if hasattr(content, "read"):
+            content = content.read()
+        parts.append((name, filename, content_type, headers, content))
+    body = bytearray()
+    for name, filename, content_type, headers, content in parts:
+        lines = [f"--{boundary}", "Content-Disposition: form-data; " + _header_parameter(
+            "name", name) + ("" if filename is None else "; " + _header_parameter(
+                "filename", filename))]
+        if content_type:
+            lines.append(f"Content-Type: {content_type}")
+        lines += [f"{key}: {value}" for key, value in (headers or {}).items() if value]
+        body += ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+        body += content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        body += b"\r\n"
+    body += f"--{boundary}--\r\n".encode("ascii")
+    return bytes(body), f"multipart/form-data; boundary={boundary}"
+
+
+def _header_parameter(name: str, value) -> str:
+    """``name="value"`` as browsers, curl and urllib3 write it: LF, CR and " percent-encoded."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    return f'{name}="{value.translate({10: "%0A", 13: "%0D", 34: "%22"})}"'
+
+
+def _guess_filename(file) -> str | None:
+    """The file name of a file object, as requests guesses it (``requests.utils``)."""
+    name = getattr(file, "name", None)
+    if name and isinstance(name, (str, bytes)) and name[:1] not in ("<", b"<") \
+            and name[-1:] not in (">", b">"):
+        return os.path.basename(name)
+    return None
 
 
 def _method_after_redirect(method: str, status: int) -> str:
