@@ -143,6 +143,15 @@ class TestClient:
         self._domain = cookiejar.eff_request_host(urllib.request.Request(self.base_url))[1]
         self._cookies = CookieJar(self._domain)
 
+    def __enter__(self) -> TestClient:
+        """``with TestClient(server) as client:`` runs the server's startup hooks first
+        and its shutdown hooks at the end, as a worker process does around its requests."""
+        self.server.run_startup_hooks()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.server.run_shutdown_hooks()
+
     @property
     def cookies(self) -> CookieJar:
         return self._cookies
