@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,8 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 from http_server import reload
+from support.paths import TEMPLATE_DIR
+from support.ports import free_port
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "{{cookiecutter.project}}"
 BOUND = 30.0  # seconds: far above what a reload takes, even on a loaded machine
 
 MAIN = """\
@@ -60,12 +60,6 @@ def pid(request, response):
 def setting(request, response, name):
     response.send(os.environ.get(name, "unset"), 200, "text/plain")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until(condition, what: str, timeout: float = BOUND):

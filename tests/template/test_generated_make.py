@@ -40,11 +40,12 @@ def assert_make_test_then_lint_pass(project) -> None:
             assert (project / ".venv" / ".installed").exists()
 
 
-def test_the_default_project_passes_its_own_make_test_and_lint_and_make_run_serves_it(bake):
+def test_the_default_project_passes_make_test_and_lint_and_make_run_and_make_dev_serve_it(bake):
     project = bake()
     assert_make_test_then_lint_pass(project)
-    # .venv exists now, so `make run` starts at once.
+    # .venv exists now, so `make run` and `make dev` start at once.
     assert serve_with_make(["make", "run"], project).text == "hello world !"
+    assert_make_dev_serves_an_edit(project)
 
 
 def git(folder, *arguments: str) -> str:
@@ -114,3 +115,59 @@ def test_make_run_renders_the_default_service_and_serves_it(tmp_path):
     response = serve_with_make(["make", "run", f"RUN_DIR={run_dir}"], ROOT)
     assert response.text == "hello world !"
     assert (run_dir / "my_service" / "main.py").exists()
+
+
+def wait_for_answer(url: str, expected: str, process: subprocess.Popen, log) -> float:
+    """Seconds until GET ``url`` answers ``expected`` (a generous bound: 120 s)."""
+    started = time.monotonic()
+    while True:
+        try:
+            if requests.get(url, timeout=2).text == expected:
+                return time.monotonic() - started
+        except requests.ConnectionError:
+            pass
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() - started < 120, f"no {expected!r} within 120 s:\n{log.read_text()}"
+        time.sleep(0.2)
+
+
+def assert_make_dev_serves_an_edit(project) -> None:
+    """`make dev` serves the project, then its edited view; Ctrl-C leaves no process behind."""
+    port = free_port()
+    log = project / "make-dev.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            ["make", "dev"],
+            cwd=project,
+            env=clean_environment(PORT=str(port)),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a terminal's job is
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_answer(url, "hello world !", process, log)
+        views = project / "views.py"
+        views.write_text(views.read_text().replace('"hello world !"', '"hello from make dev"'))
+        seconds = wait_for_answer(url, "hello from make dev", process, log)
+        print(f"make dev: edit to new answer in {seconds:.2f} s")
+        assert "reload: views.py changed; restarting" in log.read_text()
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's job
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while process_group_exists(process.pid):
+            assert time.monotonic() < deadline, "make dev left a process behind"
+            time.sleep(0.1)
+    finally:
+        if process_group_exists(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def process_group_exists(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
