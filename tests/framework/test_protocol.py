@@ -10,6 +10,7 @@ parser corpus's invalid cases (corpus.py), replayed over a socket.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -545,16 +546,15 @@ ANSWERED_BEFORE_THE_ERROR = {"second-pipelined-request-malformed": 1}
 def server_with_limits():
     """``server_with_limits(limits)`` -> a live server with those limits, one for each set."""
     started: dict[tuple, LiveServer] = {}
+    with contextlib.ExitStack() as stack:
 
-    def server(limits: dict) -> LiveServer:
-        key = tuple(sorted(limits.items()))
-        if key not in started:
-            started[key] = LiveServer(build_server(**limits)).__enter__()
-        return started[key]
+        def server(limits: dict) -> LiveServer:
+            key = tuple(sorted(limits.items()))
+            if key not in started:
+                started[key] = stack.enter_context(LiveServer(build_server(**limits)))
+            return started[key]
 
-    yield server
-    for live in started.values():
-        live.__exit__(None, None, None)
+        yield server
 
 
 @pytest.mark.parametrize(("case_id", "data", "status", "limits"), LIVE_INVALID)
