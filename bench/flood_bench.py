@@ -61,7 +61,7 @@ def run_flood(port: int, pid: int, shape: dict, client_core: str) -> dict:
 
 
 def row_from(result: dict) -> dict:
-    """The figures of one flood as a row of run.py's table."""
+    """The figures of one flood as a row of the table (report.py)."""
     return {"flood": result, "p99_ms": result["probe_p99_ms"], "p50_ms": result["probe_p50_ms"],
             "rss_mib": result["rss_after_kib"] / 1024,
             "rss_base_mib": result["rss_base_kib"] / 1024,
@@ -82,7 +82,7 @@ def measure(run: int, servers: list[str], make_server, *, quick: bool, client_co
             loadavg, log) -> list[dict]:
     """One run of the flood workloads on each of ``servers`` that can take them.
 
-    ``make_server(name, env)`` returns run.py's Server, not started; ``env`` is added to the
+    ``make_server(name, env)`` returns servers.Server, not started; ``env`` is added to the
     server's environment (a None value removes the variable).
     """
     floods = QUICK_FLOODS if quick else FLOODS

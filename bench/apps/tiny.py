@@ -13,7 +13,7 @@ Three routes, and one middleware that every request goes through:
 
 ``ours.py`` implements it with ``http_server``; ``wsgi_app.py`` (waitress, gunicorn) and
 ``asgi_app.py`` (uvicorn) implement it by hand, with a regex router like ours. The JSON body is
-encoded the way ``http_server``'s ``sendJson`` does; ``run.py`` checks before measuring that
+encoded the way ``http_server``'s ``sendJson`` does; ``measure.py`` checks before measuring that
 each server's answers match ours byte for byte (bodies and Content-Type).
 """
 

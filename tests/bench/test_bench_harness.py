@@ -124,12 +124,12 @@ def test_tree_rss_counts_children():
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench does)")
 def test_wrk_scripts_report_figures_and_pids():
-    import run
+    import measure
 
     with LiveServer(ours_server()) as live:
-        post = run.run_wrk(live.url + "/echo", 1, wrk_args=[], lua_args=["post", "4096"],
+        post = measure.run_wrk(live.url + "/echo", 1, wrk_args=[], lua_args=["post", "4096"],
                            pin=False, connections=4)
-        pids = run.run_wrk(live.url + "/", 1, wrk_args=[], lua="pids.lua", pin=False,
+        pids = measure.run_wrk(live.url + "/", 1, wrk_args=[], lua="pids.lua", pin=False,
                            connections=4)
     assert post["requests"] > 0 and post["error_count"] == 0, post
     assert post["bytes"] > post["requests"] * 4096  # every answer carried the echoed body

@@ -1,7 +1,7 @@
 """The flood workload of the benchmark (bench/flood.py, bench/flood_bench.py), on a live server.
 
 - the request the flood sends is one that our server refuses (400), padded or not;
-- a tiny flood reports every figure the table prints, and the rows print in run.py's table.
+- a tiny flood reports every figure the table prints, and the rows print in report.py's table.
 
 Figures only are checked, never how fast: the benchmark is where the speed is read.
 """
@@ -57,7 +57,7 @@ def test_status_of_reads_only_a_status_line():
 
 
 def test_a_tiny_flood_reports_every_figure_and_prints_in_the_table():
-    import run
+    import report
 
     with live_server() as live:
         args = Namespace(host="127.0.0.1", port=live.port, path="/", pid=os.getpid(),
@@ -76,8 +76,7 @@ def test_a_tiny_flood_reports_every_figure_and_prints_in_the_table():
 
     rows = [{"run": 1, "server": name, "workload": "flood", **flood_bench.row_from(result)}
             for name in ("ours", flood_bench.ARENA)]
-    run.WORKLOAD_LABELS.update(flood_bench.labels(quick=False))
-    header, body = run.table_rows(rows, runs=1)
+    header, body = report.table_rows(rows, runs=1, names=report.labels(quick=False))
     label = flood_bench.label("flood", flood_bench.FLOODS["flood"])
     assert [line[:2] for line in body] == [[label, "ours"], [label, flood_bench.ARENA]]
     assert "refused in time" in body[0][-1] and "RSS base" in body[0][-1]

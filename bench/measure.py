@@ -1,0 +1,237 @@
+"""Measuring one server: its answers checked against ours, then wrk and the idle connections.
+
+Every figure of a row comes from here: requests/s and latency from wrk (report.lua prints
+them as one JSON line), CPU time and RSS of the server's process tree from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from idle import tree_cpu_seconds, tree_rss_kib
+from servers import Server, http_get
+from workloads import (
+    BENCH,
+    BY_NAME,
+    CLIENT_CORE,
+    CONNECTIONS,
+    STATIC_BYTES,
+    VENV_BIN,
+    Workload,
+    for_server,
+)
+
+HEADERS_SEEN: dict[str, dict] = {}  # server -> workload -> response headers, for results.json
+
+
+def expected_bodies(static_file: Path) -> dict[str, bytes]:
+    """The body each workload must answer, whatever the server (static: the file's bytes)."""
+    expected = {w.name: w.expected for w in BY_NAME.values() if w.expected is not None}
+    expected["static-1mib"] = static_file.read_bytes()
+    return expected
+
+
+def static_folder(work: Path) -> Path:
+    """The folder served under /static/, with its 1 MiB file of random bytes."""
+    static_dir = work / "static"
+    static_dir.mkdir(parents=True, exist_ok=True)
+    static_file = static_dir / "1mib.bin"
+    if not static_file.exists() or static_file.stat().st_size != STATIC_BYTES:
+        static_file.write_bytes(os.urandom(STATIC_BYTES))
+    return static_dir
+
+
+def answers(server: Server, workloads: list[Workload]) -> dict[str, dict]:
+    """What the server answers for each workload, to check that all servers send the same."""
+    out = {}
+    for w in workloads:
+        status, headers, body = http_get(server.port, w.path, method=w.method, body=w.body)
+        out[w.name] = {"status": status, "content_type": headers.get("content-type"),
+                       "body": body, "x_pid": headers.get("x-pid"), "headers": headers}
+    return out
+
+
+def check_same(name: str, got: dict[str, dict], reference: dict[str, dict],
+               expected: dict[str, bytes]) -> list[str]:
+    problems = []
+    for w, answer in got.items():
+        if answer["status"] != 200:
+            problems.append(f"{name} {w}: status {answer['status']}")
+        want = expected.get(w)
+        if want is not None and answer["body"] != want:
+            problems.append(f"{name} {w}: body differs ({len(answer['body'])} bytes: "
+                            f"{answer['body'][:60]!r})")
+        ref = reference.get(w)
+        if ref is not None:
+            if ref["body"] != answer["body"] and want is None:
+                problems.append(f"{name} {w}: body {answer['body'][:60]!r} != ours "
+                                f"{ref['body'][:60]!r}")
+            if ref["content_type"] != answer["content_type"]:
+                problems.append(f"{name} {w}: Content-Type {answer['content_type']!r} != "
+                                f"ours {ref['content_type']!r}")
+        if w != "static-1mib" and not answer["x_pid"]:
+            problems.append(f"{name} {w}: no X-Pid header (middleware did not run)")
+    return problems
+
+
+def run_wrk(url: str, duration: float, *, wrk_args: list[str], lua: str = "report.lua",
+            lua_args: list[str] = (), pin: bool = True, threads: int = 1,
+            connections: int = CONNECTIONS) -> dict:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(duration)}s", "--timeout", "5s",
+           "--latency", "-s", str(BENCH / "wrk" / lua), *wrk_args, url]
+    if lua_args:
+        cmd += ["--", *lua_args]
+    if pin:
+        cmd = ["taskset", "-c", CLIENT_CORE, *cmd]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30)
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCHJSON "):
+            data = json.loads(line[len("BENCHJSON "):])
+            seconds = data["duration_us"] / 1e6
+            data["rps"] = data["requests"] / seconds if seconds else 0.0
+            data["p99_ms"] = data["p99_us"] / 1000
+            data["p50_ms"] = data["p50_us"] / 1000
+            data["error_count"] = sum(data["errors"].values())
+            return data
+    raise RuntimeError(f"wrk printed no figures (exit {done.returncode}): "
+                       f"{done.stderr.strip() or done.stdout.strip()}")
+
+
+def wrk_row(row: dict, server: Server, duration: float, workload: Workload, **wrk) -> dict:
+    """``row`` with the figures of one wrk run against ``server`` (or why it failed)."""
+    try:
+        cpu0, t0 = tree_cpu_seconds(server.pid), time.monotonic()
+        res = run_wrk(server.url + workload.path, duration, wrk_args=list(workload.wrk_args),
+                      **wrk)
+        cpu = tree_cpu_seconds(server.pid) - cpu0
+        wall = time.monotonic() - t0
+        row.update(rps=res["rps"], p99_ms=res["p99_ms"], p50_ms=res["p50_ms"],
+                   requests=res["requests"], errors=res["errors"],
+                   error_count=res["error_count"],
+                   rss_mib=tree_rss_kib(server.pid) / 1024,
+                   cpu_pct=100 * cpu / wall if wall else None,
+                   req_per_cpu_s=res["requests"] / cpu if cpu else None)
+        if "pids" in res:
+            row["pids"] = res["pids"]
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        row["failed"] = str(exc)[:300]
+    return row
+
+
+def run_idle(server: Server, connections: int, hold: float) -> dict:
+    cmd = ["taskset", "-c", CLIENT_CORE, str(VENV_BIN / "python"), str(BENCH / "idle.py"),
+           "--port", str(server.port), "--pid", str(server.pid),
+           "--connections", str(connections), "--hold", str(hold), "--json",
+           "--open-deadline", "60"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"idle.py failed: {done.stderr.strip()[-400:]}")
+    return json.loads(done.stdout)
+
+
+def idle_row(row: dict, server: Server, opts: argparse.Namespace) -> dict:
+    try:
+        res = run_idle(server, opts.idle_connections, opts.idle_hold)
+        row.update(idle=res, p99_ms=res["probe_p99_ms"], p50_ms=res["probe_p50_ms"],
+                   rss_mib=res["rss_held_kib"] / 1024,
+                   rss_base_mib=res["rss_base_kib"] / 1024,
+                   error_count=res["probe_failures"] + sum(res["open_errors"].values()))
+    except (RuntimeError, subprocess.TimeoutExpired, KeyError, ValueError) as exc:
+        row["failed"] = str(exc)[:300]
+    return row
+
+
+def loadavg() -> float:
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def new_row(run: int, server: str, workload: str) -> dict:
+    return {"run": run, "server": server, "workload": workload, "load_before": loadavg()}
+
+
+def measure_server(name: str, static_dir: Path, opts: argparse.Namespace, run: int,
+                   reference: dict, expected: dict, log) -> list[dict]:
+    """Every wrk workload ``name`` takes, then the idle connections, on one server process."""
+    rows: list[dict] = []
+    workloads = for_server(name)
+    server = Server(name, static_dir)
+    try:
+        server.start(workloads[0].path)
+        got = answers(server, workloads)
+        HEADERS_SEEN[name] = {w: a["headers"] for w, a in got.items()}
+        if name == "ours" and not reference:
+            reference.update(got)
+        problems = check_same(name, got, reference, expected)
+        for p in problems:
+            log(f"  ! {p}")
+        # Warm-up, not recorded.
+        run_wrk(server.url + workloads[0].path, opts.warmup, wrk_args=[])
+        for w in workloads:
+            row = wrk_row(new_row(run, name, w.name), server, opts.duration, w,
+                          lua_args=list(w.lua_args), connections=w.connections)
+            row["mismatch"] = [p for p in problems if f" {w.name}:" in p]
+            rows.append(row)
+            log(f"  {name:18} {w.name:16} " + brief(row))
+        if name != "nginx" and opts.idle_connections:
+            rows.append(idle_row(new_row(run, name, "idle"), server, opts))
+            log(f"  {name:18} {'idle':16} " + brief(rows[-1]))
+    except (RuntimeError, OSError) as exc:
+        log(f"  ! {name}: {exc}")
+        for w in workloads:
+            rows.append({"run": run, "server": name, "workload": w.name, "failed": str(exc)[:300]})
+    finally:
+        server.stop()
+    return rows
+
+
+def measure_workers(static_dir: Path, opts: argparse.Namespace, log) -> list[dict]:
+    """ours with workers=1 and workers=2, not pinned, wrk -t2: which PIDs answer (X-Pid).
+
+    Keep-alive (50 connections opened at once, then reused) and Connection: close (a new
+    connection per request), since the two spread differently over processes sharing a socket.
+    """
+    rows = []
+    shapes = {"workers": BY_NAME["hello-keepalive"], "workers-close": BY_NAME["hello-close"]}
+    for workers in (1, 2):
+        server = Server("ours", static_dir, pin=False, workers=workers)
+        label = f"ours workers={workers}"
+        try:
+            server.start("/")
+            for w, workload in shapes.items():
+                row = wrk_row(new_row(1, label, w), server, opts.duration, workload,
+                              lua="pids.lua", pin=False, threads=2)
+                rows.append(row)
+                log(f"  {label:18} {w:16} " + brief(row))
+        except (RuntimeError, OSError) as exc:
+            log(f"  ! {label}: {exc}")
+            rows += [{"run": 1, "server": label, "workload": w, "failed": str(exc)[:300]}
+                     for w in shapes]
+        finally:
+            server.stop()
+    return rows
+
+
+def brief(row: dict) -> str:
+    """A row on one line, as the run goes."""
+    if "failed" in row:
+        return f"FAILED: {row['failed'][:120]}"
+    parts = []
+    if row.get("rps") is not None:
+        parts.append(f"{row['rps']:9.0f} req/s")
+    parts.append(f"p99 {row['p99_ms']:.2f} ms" if row.get("p99_ms") is not None else "p99 -")
+    if row.get("rss_mib") is not None:
+        parts.append(f"RSS {row['rss_mib']:.1f} MiB")
+    if row.get("error_count"):
+        parts.append(f"errors {row['error_count']}")
+    if row.get("pids"):
+        parts.append(f"PIDs {len(row['pids'])}")
+    if row.get("idle"):
+        i = row["idle"]
+        parts.append(f"held {i['still_open']}/{i['connections_wanted']}")
+    return ", ".join(parts)

@@ -1,0 +1,90 @@
+"""What `make bench` measures: the settings every server shares and the list of workloads.
+
+servers.py starts the servers these name, measure.py runs them and report.py prints them, all
+from the one list below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+APPS = BENCH / "apps"
+WORK = BENCH / ".work"
+VENV_BIN = BENCH / ".venv" / "bin"
+TEMPLATE_DIR = ROOT / "{{cookiecutter.project}}"
+OURS_INIT = TEMPLATE_DIR / "http_server" / "__init__.py"
+
+THREADS = 16  # worker threads for every threaded server (ours' default)
+KEEP_ALIVE = 30  # seconds, every server: long enough to hold the idle connections
+CONNECTIONS = 50
+POST_BYTES = 4096
+STATIC_BYTES = 1024 * 1024
+IDLE_CONNECTIONS = 5000
+SERVER_CORE = "0"
+CLIENT_CORE = "1"
+
+HELLO = b"hello world !"
+PYTHON_SERVERS = ("ours", "ours+log", "waitress", "gunicorn", "uvicorn-h11", "uvicorn-httptools")
+STATIC_SERVERS = ("ours", "ours+log", "nginx")
+
+
+def post_body(size: int = POST_BYTES) -> bytes:
+    """The body report.lua sends for `post SIZE` (and the instruction counter sends too)."""
+    pattern = b"0123456789abcdef"
+    return pattern * (size // len(pattern)) + b"x" * (size % len(pattern))
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One wrk workload: the request, how many connections, which servers take it."""
+
+    name: str
+    label: str
+    path: str
+    servers: tuple[str, ...] = PYTHON_SERVERS
+    wrk_args: tuple[str, ...] = ()
+    lua_args: tuple[str, ...] = ()  # report.lua's: `post SIZE` sends a body
+    connections: int = CONNECTIONS
+    expected: bytes | None = None  # the body every server must answer (None: ours' is the model)
+    instructions: bool = False  # also counted in instructions per request (instructions.py)
+
+    @property
+    def method(self) -> str:
+        return "POST" if self.lua_args[:1] == ("post",) else "GET"
+
+    @property
+    def body(self) -> bytes:
+        return post_body(int(self.lua_args[1])) if self.method == "POST" else b""
+
+
+WORKLOADS = [
+    Workload("hello-keepalive", "hello, keep-alive", "/", expected=HELLO, instructions=True),
+    Workload("hello-close", "hello, Connection: close", "/", wrk_args=("-H", "Connection: close"),
+             expected=HELLO),
+    Workload("json-router", "JSON /users/<id> + middleware", "/users/42", instructions=True),
+    Workload("post-echo-4k", "POST 4 KiB echo", "/echo", lua_args=("post", str(POST_BYTES)),
+             expected=post_body(POST_BYTES), instructions=True),
+    # The expected bytes are the file's, read once it is written (measure.expected_bodies).
+    Workload("static-1mib", "static 1 MiB file", "/static/1mib.bin", servers=STATIC_SERVERS),
+    # Fewer connections than the 16 threads: every request can wait at once.
+    Workload("blocking-50ms", "view waiting 50 ms, 15 conns", "/wait", connections=15,
+             expected=b"waited"),
+]
+BY_NAME = {w.name: w for w in WORKLOADS}
+INSTRUCTION_WORKLOADS = [w for w in WORKLOADS if w.instructions]
+
+# The rows that are not wrk workloads, in the order the table prints them after the wrk ones.
+# Floods and uploads are described in their own modules (flood_bench.py, uploads.py).
+LABELS = {
+    **{w.name: w.label for w in WORKLOADS},
+    "idle": "idle keep-alive connections held",
+    "workers": "hello, keep-alive, not pinned",
+    "workers-close": "hello, Connection: close, not pinned",
+}
+
+
+def for_server(name: str) -> list[Workload]:
+    return [w for w in WORKLOADS if name in w.servers]
