@@ -41,6 +41,8 @@ REQUEST_TIMEOUT = 5  # seconds; a request that gets no answer in time counts as 
 LOAD_THREADS = 2  # clients opening a new connection for each request
 PAUSE = 0.1  # seconds each client waits between two requests
 MAX_REQUESTS = 5000  # per client: the load stays bounded whatever happens
+# The states a service update settles in (`docker service inspect`, UpdateStatus.State).
+UPDATE_ENDED = ("completed", "paused", "rollback_completed", "rollback_paused")
 
 # Which replica answered: Swarm fills in the task's id (the test's own stack file).
 WHOAMI_VIEW = '''
@@ -417,24 +419,21 @@ def test_rolling_update_stop_and_kill_under_load(stack, images, tcp_migrate_req,
         wait_for(lambda: _answered(load, before), 60, "every replica to answer")
         update_started = time.monotonic()
         stack.deploy(second_image)
-        wait_for(lambda: stack.update_state() in ("completed", "paused", "rollback_completed"),
-                 300, "the rolling update to end")
+        wait_for(lambda: stack.update_state() in UPDATE_ENDED, 300, "the rolling update to end")
         update_state = stack.update_state()
         updated = stack.wait_replicas(without=set(before))
         wait_for(lambda: _answered(load, updated), 60, "every new replica to answer")
         update_ended = time.monotonic()
 
         # `docker stop` of one replica's container: Swarm starts another.
-        stopped_task, stopped_container = next(iter(updated.items()))
+        stopped_task, stopped_container = _keep_alive_replica(load, updated)
         run(["docker", "stop", stopped_container])
         replaced = stack.wait_replicas(without={stopped_task})
         wait_for(lambda: _answered(load, replaced), 60, "the stopped replica's successor")
         stop_ended = time.monotonic()
 
         # kill -9 of another: only the requests in flight on it at that instant may fail.
-        killed_task, killed_container = next(
-            (task, container) for task, container in replaced.items() if task in updated
-        )
+        killed_task, killed_container = _keep_alive_replica(load, replaced)
         on_their_way = load.in_flight()
         kill_started = time.monotonic()
         run(["docker", "kill", "--signal", "KILL", killed_container])
@@ -484,12 +483,22 @@ def test_rolling_update_stop_and_kill_under_load(stack, images, tcp_migrate_req,
         # of a closing listener (without it, those connections are reset: measured above).
         if tcp_migrate_req == 1:
             for phase in ("rolling update", "docker stop"):
-                outcomes = load.outcomes(group, *phases[phase])
-                assert not any(o.error for o in outcomes), f"{phase}, {kind}: {summary(outcomes)}"
+                since, until = phases[phase]
+                outcomes = load.outcomes(group, since, until)
+                when = [f"{o.error} at +{o.started - since:.2f} s" for o in outcomes if o.error]
+                assert not when, f"{phase}, {kind}: {summary(outcomes)}: {', '.join(when)}"
         failed = [o for o in load.outcomes(group, *phases["kill -9"]) if o.error]
         assert all(any(o is f for o in in_flight[kind]) for f in failed), (
             f"kill -9, {kind}: failures beyond the requests in flight: {summary(failed)}"
         )
+
+
+def _keep_alive_replica(load: Load, tasks: dict[str, str]) -> tuple[str, str]:
+    """The task the keep-alive client talks to if it is one of these, else any of them:
+    what happens to a replica then happens to its keep-alive client too."""
+    answers = [outcome.task for outcome in list(load.keep_alive.outcomes) if outcome.task]
+    task = answers[-1] if answers and answers[-1] in tasks else next(iter(tasks))
+    return task, tasks[task]
 
 
 def _answered(load: Load, tasks: dict[str, str]) -> bool:
