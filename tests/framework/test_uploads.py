@@ -125,11 +125,13 @@ def nothing_left_behind(live):
     """After the test, once the server has closed its connections: the temporary files,
     descriptors and threads there were before."""
     wait_for_no_connection(live)
-    before = (temporary_files(), len(open_descriptors()), threading.active_count())
+    files, descriptors, threads = temporary_files(), len(open_descriptors()), threading.enumerate()
     yield
     wait_for_no_connection(live)
-    wait_until(lambda: temporary_files() == before[0], "the temporary files to be closed")
-    assert (len(open_descriptors()), threading.active_count()) == before[1:]
+    wait_until(lambda: temporary_files() == files, "the temporary files to be closed")
+    # Other tests' servers may still be finishing, so only what this test added counts.
+    assert len(open_descriptors()) <= descriptors
+    assert set(threading.enumerate()) <= set(threads)
 
 
 def post(live, path: str = "/describe", **kwargs) -> requests.Response:
@@ -288,8 +290,6 @@ def test_the_test_client_refuses_files_with_string_data_as_requests_does(server)
         requests.Request("POST", "http://127.0.0.1/", data="a=1", files={"f": b"1"}).prepare()
 
 
-@pytest.mark.xfail(strict=True, reason="connection bug: after an on_headers check, "
-                   "`request.body = event.data` stores a spooled body's file as bytes")
 def test_an_upload_that_passed_a_header_check():
     server = WebServer(route=ROUTES, threads=2, access_log=False, graceful_timeout=0.5,
                        body_spool_size=SPOOL_SIZE)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from .accesslog import logger
 from .errors import HTTPError, ProtocolError
 from .headers import Headers
+from .multipart import FormLimits
 from .request import Requests
 from .response import Response, set_cookie_line
 from .url import Redirect, Router
@@ -43,17 +44,20 @@ class MethodNotAllowed(HTTPError):
 
 class App:
     def __init__(self, router: Router, middlewares: list, mounts: list,
-                 error_handlers: dict[int, Callable], app_state=None) -> None:
+                 error_handlers: dict[int, Callable], app_state=None,
+                 form_limits: FormLimits | None = None) -> None:
         self.router = router
         self.middlewares = middlewares  # the WebServer's own list: appends show up here
         self.mounts = mounts
         self.error_handlers = error_handlers
         self.header_checks: list[Callable] = []  # run on the head, before the body is read
         self.app_state = app_state  # handed to every request as ``request.app_state``
+        self.form_limits = form_limits  # the bounds of a multipart form (MAX_FORM_PARTS)
 
     def handle(self, request: Requests, response: Response) -> Response:
         """Run the request through middleware and view; never raises."""
         request.app_state = self.app_state
+        request.form_limits = self.form_limits
         if request.target == "*":  # OPTIONS * asks about the server, not a resource
             response.headers["Allow"] = SERVER_METHODS
             response.send(b"", 200, None)

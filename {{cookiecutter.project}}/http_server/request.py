@@ -75,9 +75,12 @@ class Requests:
         return self._body
 
     @body.setter
-    def body(self, value: bytes) -> None:
-        self._body = value
-        self._file = None
+    def body(self, value: bytes | BinaryIO) -> None:
+        """Bytes, or a binary file (a body the server spooled to disk)."""
+        if isinstance(value, (bytes, bytearray)):
+            self._body, self._file = bytes(value), None
+        else:
+            self._body, self._file = None, value
 
     # -- additions --------------------------------------------------------
 

@@ -28,6 +28,7 @@ from .accesslog import AccessLog, configure_errors, logger
 from .app import App
 from .connection import Context, ServerState
 from .output import send_gathered_streams
+from .multipart import FormLimits
 from .pool import WorkerPool
 from .probes import Probes
 from .request import Requests
@@ -59,7 +60,7 @@ class WebServer:
         self.startup_hooks: list[Callable] = []
         self.shutdown_hooks: list[Callable] = []
         self.app = App(self.router, self.Middlewares, self.mounts, self.error_handlers,
-                       self.state)
+                       self.state, FormLimits(max_parts=self.max_form_parts))
         # The access_log setting (a bool) becomes the logger it switches on or off.
         self.access_log = AccessLog(self.log_format, self.access_log)
         if self.media_root:
