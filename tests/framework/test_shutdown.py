@@ -239,3 +239,23 @@ def test_bad_shutdown_settings_stop_start_up_with_one_line(setting, value):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and setting in lines[0], result.stderr
+
+
+def refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
+def test_a_client_connected_as_the_server_stops_still_gets_its_answer(tmp_path):
+    with ProbedServer(tmp_path) as server:
+        early = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+        server.signal(signal.SIGTERM)  # the client has not sent its request yet
+        wait_until(lambda: refuses_connections(server.port))
+        early.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = read_response(early)
+        early.close()
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"\r\nConnection: close\r\n" in answer
+        assert server.wait() == 0

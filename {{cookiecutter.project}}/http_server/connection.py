@@ -33,6 +33,8 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # discards what the client still sends, waiting in the poller, before it closes.
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 1 << 20
+# When stopping, how long a connection accepted but still silent may wait for its request.
+NEW_CLIENT_GRACE = 1.0
 
 
 class ServerState:
@@ -87,7 +89,7 @@ class Connection:
     __slots__ = (
         "sock", "fd", "remote", "context", "on_close", "parser", "head", "checked",
         "expect_pending", "deadline", "head_started", "body_started", "parked", "out",
-        "closing", "linger", "lingering", "answered",
+        "closing", "linger", "lingering", "answered", "accepted_at", "spoke",
     )
 
     def __init__(self, sock, remote: str, context: Context,
@@ -105,7 +107,9 @@ class Connection:
         self.expect_pending = False
         self.head_started: float | None = None
         self.body_started: float | None = None
-        self.deadline = time.monotonic() + context.header_timeout
+        self.accepted_at = time.monotonic()
+        self.spoke = False  # the client has sent something
+        self.deadline = self.accepted_at + context.header_timeout
         self.parked = False
         self.out = Output(sock)
         self.closing = False  # close once the queued output is sent
@@ -115,7 +119,7 @@ class Connection:
 
     @property
     def wants_write(self) -> bool:
-        return bool(self.out)
+        return bool(self.out.queue)
 
     # -- reading ----------------------------------------------------------
 
@@ -124,11 +128,12 @@ class Connection:
         sock = self.sock
         parser = self.parser
         out = self.out
+        queued = out.queue  # what waits to be sent (a deque: its truth is cheap to test)
         try:
             if self.lingering:
                 return self._discard_input()
             self.answered = False
-            if out:
+            if queued:
                 if not out.flush():
                     return self._park_for_write()
                 self.answered = True
@@ -137,13 +142,14 @@ class Connection:
             # Requests that arrived pipelined while earlier answers were queued.
             if parser.in_request and not self._answer_ready_requests():
                 return self._finish()
-            while not out:
+            while not queued:
                 try:
                     data = sock.recv(READ_SIZE)
                 except BlockingIOError:
                     break
                 if not data:
                     return self.close()
+                self.spoke = True
                 parser.feed(data)
                 if not self._answer_ready_requests():
                     return self._finish()
@@ -151,18 +157,25 @@ class Connection:
                     break  # the kernel buffer is most likely empty: skip a futile recv
         except (ConnectionClosed, OSError):
             return self.close()
-        if out:
+        if queued:
             return self._park_for_write()
-        self._set_deadline()
-        if parser.in_request and self.deadline <= time.monotonic():
+        if self._set_deadline():
             # The head's time ran out while its bytes trickled in: no sweep needed.
             return self._refuse(RequestTimeout("request not received in time"))
         return True
 
-    def _set_deadline(self) -> None:
+    def _set_deadline(self) -> bool:
+        """Set the deadline for what the connection waits for now; True if a request
+        in progress is already past it."""
         context = self.context
         now = time.monotonic()
         parser = self.parser
+        if not parser.in_request:
+            if self.answered or not parser.empty_lines:
+                self.head_started = None
+                self.deadline = now + context.keep_alive_timeout
+            # else only empty lines came: ignored, they make the connection no less idle.
+            return False
         if parser.awaiting_body:
             # A body may pause for header_timeout at most, and must average
             # min_upload_rate once it has had header_timeout to get going (like
@@ -174,16 +187,13 @@ class Connection:
                 earned = parser.body_received / context.min_upload_rate
                 deadline = min(deadline, self.body_started + context.header_timeout + earned)
             self.deadline = deadline
-        elif self.parser.in_request:
+        else:
             # A head's clock starts when its first bytes are seen and does not
             # move again, however slowly the rest trickles in.
             if self.head_started is None:
                 self.head_started = now
             self.deadline = self.head_started + context.header_timeout
-        elif self.answered or not self.parser.empty_lines:
-            self.head_started = None
-            self.deadline = now + context.keep_alive_timeout
-        # else only empty lines came: ignored, they make the connection no less idle.
+        return self.deadline <= now
 
     def _park_for_write(self) -> bool:
         self.deadline = time.monotonic() + SEND_TIMEOUT
@@ -192,7 +202,8 @@ class Connection:
     def _answer_ready_requests(self) -> bool:
         """Dispatch the complete requests in the buffer. False: close the connection."""
         parser = self.parser
-        while not self.out:  # an answer still queued: read no further (backpressure)
+        queued = self.out.queue
+        while not queued:  # an answer still queued: read no further (backpressure)
             try:
                 event = parser.next_event()
             except ProtocolError as error:
@@ -317,7 +328,7 @@ class Connection:
     def _finish(self) -> bool:
         """The last answer says close: close now, or once its queued bytes are sent."""
         self.closing = True
-        if self.out:
+        if self.out.queue:
             return self._park_for_write()
         return self._close_or_linger()
 
@@ -368,9 +379,14 @@ class Connection:
         except OSError:
             return True  # reading will tell, and close it
 
+    def just_accepted(self, now: float) -> bool:
+        """Accepted less than ``NEW_CLIENT_GRACE`` ago and silent so far: its request may be
+        on its way (a connection accepted as the server stops)."""
+        return not self.spoke and now - self.accepted_at < NEW_CLIENT_GRACE
+
     def expire(self) -> None:
         """The deadline passed while the connection waited in the poller."""
-        if self.parser.in_request and not self.out and not self.lingering:
+        if self.parser.in_request and not self.out.queue and not self.lingering:
             self.send_error(RequestTimeout("request not received in time"))
         self.close()
 

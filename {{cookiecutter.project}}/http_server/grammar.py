@@ -33,6 +33,12 @@ FIELD_LINE = re.compile(
 # never a quote, angle brackets or a control character.
 _PATH_CHARS = rb"A-Za-z0-9\-._~!$&'()*+,;=:@%/"
 ORIGIN_FORM = re.compile(rb"/[" + _PATH_CHARS + rb"]*(?:\?[" + _PATH_CHARS + rb"?\[\]{}|\\^`]*)?")
+# The common request line, whose target needs no further check: origin-form with no "%"
+# in its path, HTTP/1.0 or 1.1. Anything else takes the general path (parser.py).
+COMMON_REQUEST_LINE = re.compile(
+    rb"(" + TCHAR + rb"+) (/[" + _PATH_CHARS.replace(b"%", b"") + rb"]*(?:\?["
+    + _PATH_CHARS + rb"?\[\]{}|\\^`]*)?) HTTP/1\.([01])"
+)
 # In the path, "%" must start a pct-encoded octet.
 BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 # A percent-encoded control character (%00-%1F, %7F) in the path: refused, so that no route

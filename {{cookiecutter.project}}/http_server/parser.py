@@ -46,6 +46,11 @@ MAX_CHUNK_LINE = 4096
 # to ignore at least one); more, and it is holding the connection open with nothing.
 MAX_EMPTY_LINES = 4
 
+# The fields that decide a request's framing and the connection's fate (_framing).
+_FRAMING_FIELDS = frozenset(
+    {"content-length", "transfer-encoding", "host", "connection", "expect", "content-type"}
+)
+
 # Fields that must not be sent in a trailer section (RFC 9110 section 6.5.1):
 # framing, routing, request modifiers and authentication.
 FORBIDDEN_TRAILERS = frozenset(
@@ -151,7 +156,11 @@ class RequestParser:
             return NEED_DATA
         # The same checks as for an incomplete head, and the same one wins (the one
         # earliest in the stream): the answer must not depend on how the bytes were split.
-        self._raise_earliest_violation(end + 4)
+        # First the quick test that none applies: the usual case.
+        size = end + 4
+        if (size > self.max_header_size or buf.find(b"\r\n", 0, size) > self.max_request_line
+                or buf.count(b"\n", 0, size) != buf.count(b"\r\n", 0, size)):
+            self._raise_earliest_violation(size)
         head = bytes(buf[:end])
         del buf[: end + 4]
         self._scanned = 0
@@ -160,7 +169,15 @@ class RequestParser:
         request_line = lines[0]
         if len(lines) - 1 > self.max_header_count:
             raise HeaderFieldsTooLarge("too many header fields")
-        method, target, version = self._parse_request_line(request_line)
+        common = grammar.COMMON_REQUEST_LINE.fullmatch(request_line)
+        if common is not None and common.group(1) != b"CONNECT":
+            method, target, minor = common.groups()
+            self.method = method = method.decode("ascii")
+            target = target.decode("ascii")
+            version = "HTTP/1.1" if minor == b"1" else "HTTP/1.0"
+            self._authority = None
+        else:
+            method, target, version = self._parse_request_line(request_line)
 
         headers = []
         field_line = grammar.FIELD_LINE.fullmatch
@@ -241,6 +258,8 @@ class RequestParser:
         expectations: list[str] = []
         content_type = None
         for name, value in headers:
+            if name not in _FRAMING_FIELDS:
+                continue
             if name == "content-length":
                 if content_length is not None:
                     raise BadRequest("more than one Content-Length")

@@ -243,8 +243,9 @@ class WorkerPool:
                     continue
                 if closing_idle and not connection.parser.awaiting_body:
                     # Stopping: idle connections close, but not one whose request has
-                    # arrived (a thread will answer it, with Connection: close).
-                    if not connection.has_input():
+                    # arrived (a thread will answer it, with Connection: close), nor one
+                    # just accepted whose request may still be on its way.
+                    if not connection.has_input() and not connection.just_accepted(now):
                         expired.append(connection)
                 elif connection.deadline <= now and not connection.has_input():
                     # Input waiting means its event is on its way to a thread that is

@@ -141,7 +141,8 @@ class Response:
             check_header("Content-Type", content_type)
             if len(_CHECKED_TYPES) < 256:  # views use a handful; a bound keeps it small
                 _CHECKED_TYPES.add(content_type)
-        status_line(status)  # validates the code
+        if status not in _STATUS_LINES:
+            status_line(status)  # validates the code (and remembers its line)
         self.status = status
         self.content_type = content_type
         self.body = content
@@ -213,7 +214,7 @@ class Response:
                    chunked: bool = False) -> bytes:
         """The status line and header section, framing included."""
         status = self.status
-        parts = [status_line(status), date_line()]
+        parts = [_STATUS_LINES.get(status) or status_line(status), date_line()]
         headers = self.headers
         if self.content_type is not None and status != 304 and "content-type" not in headers:
             parts.append(_content_type_line(self.content_type))

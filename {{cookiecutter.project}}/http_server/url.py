@@ -113,7 +113,7 @@ class Router:
         ``allowed`` is the set of methods the matching routes accept (empty: no route matched).
         """
         allowed: set[str] = set()
-        if _CONTROL.search(path) is not None:
+        if not path.isprintable() and _CONTROL.search(path) is not None:
             return None, allowed
         for route in self.routes:
             match = route.regex.match(path)
