@@ -153,6 +153,7 @@ def next_steps(answers: Mapping[str, object]) -> str:
             f"Created {answers['project']}/. Next steps:",
             f"  cd {answers['project']}",
             f"  make run             # serve it on http://127.0.0.1:{answers['port']}",
+            "  make dev             # the same, restarted whenever a .py file or .env changes",
             "  make test            # create .venv, install requirements-dev.txt, run the tests",
             "  docker compose up    # the same service in a container",
         ]
