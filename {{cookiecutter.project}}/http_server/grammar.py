@@ -47,6 +47,13 @@ ENCODED_CONTROL = re.compile(rb"%(?:[01][0-9A-Fa-f]|7[Ff])")
 # authority-form = uri-host ":" port (RFC 9112 section 3.2.3), only for CONNECT.
 AUTHORITY_FORM = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+):[0-9]+")
 
+# The same field lines, all of a header section at once (decoded as latin-1): each
+# match starts at the beginning of a line and ends with its CRLF.
+FIELD_LINES = re.compile(
+    r"(?m)^(" + TCHAR.decode("ascii") + r"+):[ \t]*(" + _VCHAR.decode("latin-1")
+    + r"(?:[\t \x21-\x7e\x80-\xff]*" + _VCHAR.decode("latin-1") + r")?)?[ \t]*\r\n"
+)
+
 CONTENT_LENGTH = re.compile(rb"[0-9]{1,18}")
 
 # Host = uri-host [ ":" port ] (RFC 9112 section 3.2, RFC 3986 section 3.2.2); may be empty.

@@ -161,13 +161,15 @@ class RequestParser:
         if (size > self.max_header_size or buf.find(b"\r\n", 0, size) > self.max_request_line
                 or buf.count(b"\n", 0, size) != buf.count(b"\r\n", 0, size)):
             self._raise_earliest_violation(size)
-        head = bytes(buf[:end])
+        head = bytes(buf[: end + 2])  # the request line and fields, each ending in CRLF
         del buf[: end + 4]
         self._scanned = 0
         self._empty_lines = 0
-        lines = head.split(b"\r\n")
-        request_line = lines[0]
-        if len(lines) - 1 > self.max_header_count:
+        line_end = head.find(b"\r\n")
+        request_line = head[:line_end]
+        fields = head[line_end + 2 :]
+        count = fields.count(b"\r\n")
+        if count > self.max_header_count:
             raise HeaderFieldsTooLarge("too many header fields")
         common = grammar.COMMON_REQUEST_LINE.fullmatch(request_line)
         if common is not None and common.group(1) != b"CONNECT":
@@ -179,14 +181,14 @@ class RequestParser:
         else:
             method, target, version = self._parse_request_line(request_line)
 
-        headers = []
-        field_line = grammar.FIELD_LINE.fullmatch
-        for line in lines[1:]:
-            match = field_line(line)
-            if match is None:
-                raise BadRequest(_why_field_is_bad(line))
-            name, value = match.groups()
-            headers.append((name.decode("ascii").lower(), (value or b"").decode("latin-1")))
+        # Every field line at once, matched from the start of its line to its CRLF: as
+        # many matches as lines means every line is a valid field (grammar.FIELD_LINES).
+        pairs = grammar.FIELD_LINES.findall(fields.decode("latin-1"))
+        if len(pairs) != count:
+            for line in fields.split(b"\r\n"):
+                if grammar.FIELD_LINE.fullmatch(line) is None:
+                    raise BadRequest(_why_field_is_bad(line))
+        headers = [(name.lower(), value) for name, value in pairs]
         return self._framing(method, target, version, headers)
 
     def _check_incomplete_head(self) -> None:
