@@ -42,6 +42,14 @@ bench: ## benchmark against the peers (installs wrk, nginx, bench/.venv; QUICK=1
 	bash bench/install.sh
 	bench/.venv/bin/python bench/run.py $(if $(QUICK),--quick)
 
+# Instructions per request of ours under callgrind (bench/instructions.py), about 40 s:
+# the figure to judge a hot-path change by. SERVERS=ours,waitress,... WORKLOADS=hello,json,post
+.PHONY: bench-instructions
+bench-instructions: ## instructions per request under callgrind (SERVERS=ours WORKLOADS=all)
+	bash bench/install.sh
+	bench/.venv/bin/python bench/run.py --instructions-only --servers $(or $(SERVERS),ours) \
+		$(if $(WORKLOADS),--workloads $(WORKLOADS))
+
 # `make docker-test`: tests/docker alone (also part of `make test`). Needs a Docker engine
 # with Compose v2, else the tests skip and say why; on a Debian machine without one,
 # `. .ci/docker-engine.sh` (as root) starts a private engine, as CI does.

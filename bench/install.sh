@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make bench` needs; idempotent, so `make bench` runs it every time.
-#   - wrk (load generator) and nginx (reference for static files) from Debian's packages;
+#   - wrk (load generator), nginx (reference for static files) and valgrind (instructions per
+#     request, bench/instructions.py) from Debian's packages;
 #   - bench/.venv with the peers (waitress, gunicorn, uvicorn + h11 / httptools / uvloop) and
 #     matplotlib, pinned in bench/requirements.txt.
 set -euo pipefail
@@ -11,6 +12,7 @@ missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

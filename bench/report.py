@@ -33,6 +33,7 @@ from workloads import (
 )
 
 README = BENCH / "README.md"
+INSTR = "instr/req"
 TABLE_START = "<!-- bench-table:start -->"
 TABLE_END = "<!-- bench-table:end -->"
 
@@ -61,6 +62,12 @@ def cell(row: dict | None, key: str, ref_row: dict | None, fmt: str) -> str:
     return format(value, fmt) + ratio(value, ref)
 
 
+def instr_cell(row: dict | None, ref_row: dict | None) -> str:
+    if row is not None and "instr_failed" in row:
+        return "failed"
+    return cell(row, "instr_per_req", ref_row, ",.0f") if row else ""
+
+
 def notes(rows: list[dict]) -> str:
     out = []
     for row in rows:
@@ -86,6 +93,11 @@ def notes(rows: list[dict]) -> str:
                         + "/".join(str(n) for n in sorted(row["pids"].values(), reverse=True)))
         if row.get("mismatch"):
             bits.append("answer differs from ours")
+        if row.get("instructions"):
+            i = row["instructions"]
+            bits.append(f"instr/req pairs {i['min'] / 1000:,.0f}k-{i['max'] / 1000:,.0f}k")
+        if row.get("instr_failed"):
+            bits.append("instr/req: " + " ".join(row["instr_failed"].split())[:80])
         if bits:
             out.append(tag + "; ".join(bits))
     return " | ".join(out)
@@ -94,8 +106,12 @@ def notes(rows: list[dict]) -> str:
 def table_rows(rows: list[dict], runs: int, names: dict[str, str] | None = None
                ) -> tuple[list[str], list[list[str]]]:
     names = names or labels()
+    counted = any("instr_per_req" in r or "instr_failed" in r for r in rows)
     header = ["workload", "server"]
-    for metric in ("req/s", "req/CPU-s", "p99 ms", "RSS MiB"):
+    for metric in ("req/s", "req/CPU-s", INSTR, "p99 ms", "RSS MiB"):
+        if metric == INSTR:  # counted once, the counts do not drift from run to run
+            header += [INSTR] if counted else []
+            continue
         for r in range(1, runs + 1):
             header.append(f"{metric} #{r}" if runs > 1 else metric)
     run_tags = "/".join(f"#{r}" for r in range(1, runs + 1))
@@ -115,8 +131,11 @@ def table_rows(rows: list[dict], runs: int, names: dict[str, str] | None = None
             ref_name = "ours workers=1" if w.startswith("workers") else "ours"
             refs = [index.get((w, ref_name, r)) for r in range(1, runs + 1)]
             line = [names.get(w, w), s]
-            for key, fmt in (("rps", ",.0f"), ("req_per_cpu_s", ",.0f"), ("p99_ms", ".2f"),
-                             ("rss_mib", ".1f")):
+            for key, fmt in (("rps", ",.0f"), ("req_per_cpu_s", ",.0f"), ("instr", ""),
+                             ("p99_ms", ".2f"), ("rss_mib", ".1f")):
+                if key == "instr":
+                    line += [instr_cell(these[0], refs[0])] if counted else []
+                    continue
                 for row, ref in zip(these, refs, strict=True):
                     line.append(cell(row, key, ref, fmt))
             line.append("/".join(
@@ -311,4 +330,55 @@ def write(rows: list[dict], runs_meta: list[dict], opts, servers: list[str], sta
         update_readme(markdown, meta)
     log(f"bench: wrote {out_dir.relative_to(ROOT) if out_dir.is_relative_to(ROOT) else out_dir}"
         f"/{{table.txt,table.md,results.json,chart.png}} in "
+        f"{(finished - started).total_seconds():.0f} s")
+
+
+def add_instructions(rows: list[dict], counted: list[dict]) -> None:
+    """Each count into run 1's row of its workload and server (a row of its own if none)."""
+    index = {(r["workload"], r["server"]): r for r in rows if r["run"] == 1}
+    for c in counted:
+        row = index.get((c["workload"], c["server"]))
+        if row is None:
+            row = {"run": 1, "server": c["server"], "workload": c["workload"]}
+            rows.append(row)
+        if "failed" in c:
+            row["instr_failed"] = c["failed"]
+        else:
+            row["instr_per_req"] = c["instructions"]["per_request"]
+            row["instructions"] = {**c["instructions"], "start_s": c["start_s"]}
+
+
+def instruction_table(counted: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """The counts alone: per request (ratio to ours), the pairs' spread, the time they took."""
+    header = ["workload", "server", "instructions/request", "pairs: min - max", "seconds (start)",
+              "req/s under callgrind"]
+    ours = {c["workload"]: c for c in counted if c["server"] == "ours" and "failed" not in c}
+    body = []
+    for c in counted:
+        line = [c["workload"], c["server"]]
+        if "failed" in c:
+            body.append(line + ["failed: " + " ".join(c["failed"].split())[:80], "", "", ""])
+            continue
+        i = c["instructions"]
+        ref = ours.get(c["workload"])
+        line.append(f"{i['per_request']:,.0f}"
+                    + ratio(i["per_request"], ref and ref["instructions"]["per_request"]))
+        line += [f"{i['min']:,.0f} - {i['max']:,.0f}", f"{i['seconds']:.0f} ({c['start_s']:.0f})",
+                 f"{i['requests_per_s_under_callgrind']:.0f}"]
+        body.append(line)
+    return header, body
+
+
+def write_instructions(counted: list[dict], opts, started, log) -> None:
+    """Print the counts alone and write them to ``opts.out_dir``/instructions.json."""
+    header, body = instruction_table(counted)
+    finished = dt.datetime.now(dt.timezone.utc)
+    print(f"\n{render_text(header, body)}\n")
+    (opts.out_dir / "instructions.json").write_text(json.dumps({
+        "started": started.isoformat(timespec="seconds"),
+        "finished": finished.isoformat(timespec="seconds"),
+        "machine": machine(), "versions": versions(),
+        "batches": [opts.small, opts.large], "repeats": opts.repeats, "rows": counted},
+        indent=1) + "\n")
+    log(f"bench: wrote {opts.out_dir}/instructions.json in "
         f"{(finished - started).total_seconds():.0f} s")

@@ -41,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import flood_bench  # noqa: E402
+import instructions  # noqa: E402
 import measure  # noqa: E402
 import report  # noqa: E402
 from idle import raise_nofile  # noqa: E402
@@ -49,6 +50,7 @@ from workloads import (  # noqa: E402
     BENCH,
     CLIENT_CORE,
     IDLE_CONNECTIONS,
+    INSTRUCTION_WORKLOADS,
     OURS_INIT,
     ROOT,
     SERVER_CORE,
@@ -69,6 +71,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-flood", action="store_true", help="skip the malformed floods")
     parser.add_argument("--flood-only", action="store_true",
                         help="only the malformed floods (written to bench/results/flood/)")
+    parser.add_argument("--no-instructions", action="store_true",
+                        help="skip the instructions per request (callgrind)")
+    parser.add_argument("--instructions-only", action="store_true",
+                        help="only the instructions per request (printed; written to "
+                             "bench/.work/instructions/)")
+    parser.add_argument("--workloads", help="instruction counts: comma-separated subset of "
+                        + ",".join(w.name for w in INSTRUCTION_WORKLOADS) + " (or prefixes)")
+    parser.add_argument("--batches", default=None, metavar="SMALL,LARGE",
+                        help="instruction counts: requests in the two batches of a pair "
+                             f"(default {instructions.DEFAULT_SMALL},{instructions.DEFAULT_LARGE})")
+    parser.add_argument("--repeats", type=int, help="instruction counts: pairs of batches "
+                        f"(default {instructions.DEFAULT_REPEATS}), the median reported")
     opts = parser.parse_args(argv)
     opts.runs = opts.runs or (1 if opts.quick else 2)
     opts.duration = opts.duration or (1 if opts.quick else 4)
@@ -78,6 +92,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     opts.out_dir = opts.out or (WORK / "results" if opts.quick else BENCH / "results")
     if opts.flood_only and not opts.out:
         opts.out_dir = opts.out_dir / "flood"  # beside the whole table, not over it
+    if opts.instructions_only and not opts.out:
+        opts.out_dir = WORK / "instructions"  # a quick check of the hot path: nothing committed
+    opts.instruction_workloads = pick_workloads(parser, opts.workloads)
+    opts.small, opts.large = batches(parser, opts.batches, opts.quick)
+    opts.repeats = opts.repeats or (1 if opts.quick else instructions.DEFAULT_REPEATS)
+    if opts.repeats < 1:
+        parser.error("--repeats must be at least 1")
     opts.server_list = opts.servers.split(",") if opts.servers else list(ALL_SERVERS)
     unknown = set(opts.server_list) - set(ALL_SERVERS)
     if unknown:
@@ -85,16 +106,44 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return opts
 
 
+def pick_workloads(parser: argparse.ArgumentParser, wanted: str | None) -> list:
+    """The counted workloads that --workloads names (a name or the start of one)."""
+    if not wanted:
+        return list(INSTRUCTION_WORKLOADS)
+    picked = []
+    for item in wanted.split(","):
+        found = [w for w in INSTRUCTION_WORKLOADS if w.name.startswith(item)]
+        if len(found) != 1:
+            names = ", ".join(w.name for w in INSTRUCTION_WORKLOADS)
+            parser.error(f"--workloads {item!r} names {len(found)} of {names}")
+        picked += found
+    return picked
+
+
+def batches(parser: argparse.ArgumentParser, given: str | None, quick: bool) -> tuple[int, int]:
+    if not given:
+        return (50, 250) if quick else (instructions.DEFAULT_SMALL, instructions.DEFAULT_LARGE)
+    try:
+        small, large = (int(n) for n in given.split(","))
+    except ValueError:
+        parser.error(f"--batches {given!r}: two whole numbers, SMALL,LARGE")
+    if not 0 < small < large:
+        parser.error(f"--batches {given!r}: 0 < SMALL < LARGE")
+    return small, large
+
+
 def cannot_run(opts: argparse.Namespace) -> str | None:
     """Why this machine cannot run the benchmark, in one line, or None."""
     if any(s.startswith("ours") for s in opts.server_list) and not OURS_INIT.exists():
         return (f"{OURS_INIT.relative_to(ROOT)} does not exist yet: nothing to measure as "
                 "'ours' (use --servers to measure the peers alone)")
-    for tool in ("wrk", "taskset"):
+    for tool in ("taskset",) if opts.instructions_only else ("wrk", "taskset"):
         if not shutil.which(tool):
             return f"{tool} not found; run bench/install.sh"
     if (os.cpu_count() or 1) < 2:
         return "needs 2 cores (server on core 0, wrk on core 1)"
+    if opts.instructions_only and instructions.missing_tools():
+        return f"{', '.join(instructions.missing_tools())} not found; run bench/install.sh"
     nofile = raise_nofile(20000)  # inherited by the servers: room for the idle connections
     if nofile < opts.idle_connections + 200:
         return f"RLIMIT_NOFILE {nofile} is too low for {opts.idle_connections} idle connections"
@@ -125,6 +174,25 @@ def one_run(run: int, opts: argparse.Namespace, static_dir: Path, reference: dic
                   "seconds": round(time.monotonic() - t0, 1)}
 
 
+def count_instructions(opts: argparse.Namespace, static_dir: Path) -> list[dict]:
+    """Instructions per request of each server under callgrind (once: the counts do not drift)."""
+    if opts.no_instructions or opts.flood_only:
+        return []
+    if instructions.missing_tools():
+        log(f"instructions: skipped, {', '.join(instructions.missing_tools())} not found")
+        return []
+    names = ", ".join(w.name for w in opts.instruction_workloads)
+    log(f"instructions per request under callgrind: {names}; {opts.repeats} pair(s) of "
+        f"batches of {opts.small} and {opts.large} requests (load average "
+        f"{measure.loadavg():.2f})")
+    t0 = time.monotonic()
+    rows = instructions.measure(opts.server_list, opts.instruction_workloads, static_dir,
+                                small=opts.small, large=opts.large, repeats=opts.repeats,
+                                log=log)
+    log(f"instructions: {time.monotonic() - t0:.0f} s")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
     problem = cannot_run(opts)
@@ -135,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     static_dir = measure.static_folder(WORK)
     expected = measure.expected_bodies(static_dir / "1mib.bin")
+    if opts.instructions_only:
+        report.write_instructions(count_instructions(opts, static_dir), opts, started, log)
+        return 0
     log(f"bench: {len(opts.server_list)} servers x {opts.runs} runs, {opts.duration:g} s per "
         f"workload, {opts.idle_connections} idle connections; server on core {SERVER_CORE}, "
         f"wrk on core {CLIENT_CORE}; load average now {measure.loadavg():.2f}")
@@ -148,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     if "ours" in opts.server_list and not (opts.no_workers or opts.flood_only):
         log("workers: ours with workers=1 and workers=2, not pinned, wrk -t2")
         rows += measure.measure_workers(static_dir, opts, log)
+    report.add_instructions(rows, count_instructions(opts, static_dir))
     report.write(rows, runs_meta, opts, opts.server_list, started, opts.out_dir,
                  measure.HEADERS_SEEN, log)
     return 0
