@@ -74,3 +74,17 @@ CHUNK_LINE = re.compile(
 # Header values a view sets: no CR, LF, NUL or other control character but tab.
 SAFE_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\uffff]*")
 SAFE_HEADER_NAME = re.compile(TCHAR.decode("ascii") + "+")  # a token, as a str pattern
+
+
+def field_line_fault(line: bytes) -> str:
+    """Why a line that FIELD_LINE refused is not a field line: "fold" (it starts with
+    whitespace: obsolete line folding), "colon" (it has none), "space" (whitespace
+    before the colon) or "character" (a byte the grammar does not allow)."""
+    if line[:1] in (b" ", b"\t"):
+        return "fold"
+    name, colon, _ = line.partition(b":")
+    if not colon:
+        return "colon"
+    if name.endswith((b" ", b"\t")):
+        return "space"
+    return "character"

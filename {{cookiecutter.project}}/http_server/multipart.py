@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from .errors import HTTPError
-from .grammar import FIELD_LINE
+from .grammar import FIELD_LINE, field_line_fault
 
 __all__ = [
     "FormEnd", "FormLimits", "MultipartError", "MultipartParser", "PartData", "PartEnd",
@@ -310,15 +310,16 @@ def _decode(value: bytes) -> str:
         return value.decode("latin-1")
 
 
+_HEADER_FAULTS = {
+    "fold": "a part's header line starts with whitespace (obsolete line folding)",
+    "colon": "a part's header line without a colon",
+    "space": "whitespace before the colon in a part's header line",
+    "character": "a part's header line with an invalid character (CR, LF, NUL or another control)",
+}
+
+
 def _why_header_is_bad(line: bytes) -> str:
-    if line[:1] in (b" ", b"\t"):
-        return "a part's header line starts with whitespace (obsolete line folding)"
-    name, colon, _ = line.partition(b":")
-    if not colon:
-        return "a part's header line without a colon"
-    if name.endswith((b" ", b"\t")):
-        return "whitespace before the colon in a part's header line"
-    return "a part's header line with an invalid character (CR, LF, NUL or another control)"
+    return _HEADER_FAULTS[field_line_fault(line)]
 
 
 # ------------------------------------------------------------------ what a part's headers say

@@ -443,12 +443,14 @@ class RequestParser:
         self._trailers.append((name, (match.group(2) or b"").decode("latin-1")))
 
 
+# What a refused field line is told, by grammar.field_line_fault's answer.
+_FIELD_FAULTS = {
+    "fold": "obsolete line folding or whitespace before a field",
+    "colon": "header line without a colon",
+    "space": "whitespace before the colon",
+    "character": "invalid character in a header field",
+}
+
+
 def _why_field_is_bad(line: bytes) -> str:
-    if line[:1] in (b" ", b"\t"):
-        return "obsolete line folding or whitespace before a field"
-    name, colon, _ = line.partition(b":")
-    if not colon:
-        return "header line without a colon"
-    if name.endswith((b" ", b"\t")):
-        return "whitespace before the colon"
-    return "invalid character in a header field"
+    return _FIELD_FAULTS[grammar.field_line_fault(line)]
