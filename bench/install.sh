@@ -3,7 +3,7 @@
 #   - wrk (load generator), nginx (reference for static files) and valgrind (instructions per
 #     request, bench/instructions.py) from Debian's packages;
 #   - bench/.venv with the peers (waitress, gunicorn, uvicorn + h11 / httptools / uvloop) and
-#     matplotlib, pinned in bench/requirements.txt.
+#     python-multipart and matplotlib, pinned in bench/requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import flood_bench
+import uploads
 from servers import ALL_SERVERS, SERVER_NOTES, nginx_binary
 from workloads import (
     BENCH,
@@ -41,7 +42,7 @@ TABLE_END = "<!-- bench-table:end -->"
 def labels(quick: bool = False, idle_connections: int = IDLE_CONNECTIONS) -> dict[str, str]:
     """Every row's label, for a full run or a quick one."""
     return {**LABELS, "idle": f"{idle_connections:,} idle keep-alive held",
-            **flood_bench.labels(quick)}
+            **flood_bench.labels(quick), **uploads.labels(quick)}
 
 
 def ratio(value, ref) -> str:
@@ -88,6 +89,8 @@ def notes(rows: list[dict]) -> str:
                         f"base RSS {row['rss_base_mib']:.1f}")
         if row.get("flood"):
             bits.append(flood_bench.note(row))
+        if row.get("upload"):
+            bits.append(uploads.note(row))
         if row.get("pids"):
             bits.append(f"{len(row['pids'])} PIDs answered: "
                         + "/".join(str(n) for n in sorted(row["pids"].values(), reverse=True)))
@@ -118,8 +121,8 @@ def table_rows(rows: list[dict], runs: int, names: dict[str, str] | None = None
     header.append("CPU %" if runs == 1 else f"CPU % {run_tags}")
     header.append("notes")
     index = {(r["workload"], r["server"], r["run"]): r for r in rows}
-    order_w = [*(w.name for w in WORKLOADS), "idle", *flood_bench.FLOODS, "workers",
-               "workers-close"]
+    order_w = [*(w.name for w in WORKLOADS), "idle", *flood_bench.FLOODS, *uploads.UPLOADS,
+               "workers", "workers-close"]
     order_s = [ALL_SERVERS[0], flood_bench.ARENA, *ALL_SERVERS[1:], "ours workers=1",
                "ours workers=2"]
     body = []
@@ -177,7 +180,9 @@ def chart(rows: list[dict], runs: int, path: Path, names: dict[str, str]) -> Non
     panels = [(w.name, "rps", "requests/s") for w in WORKLOADS]
     panels += [("idle", "rss_mib", "RSS MiB, idle connections held"),
                ("idle", "p99_ms", "new client p99 ms, idle held"),
-               ("flood", "p99_ms", "new client p99 ms"), ("flood-big", "rss_mib", "RSS MiB after")]
+               ("flood", "p99_ms", "new client p99 ms"), ("flood-big", "rss_mib", "RSS MiB after"),
+               ("upload-raw", "rss_mib", "RSS MiB at peak"), ("upload-form", "rss_mib",
+                                                              "RSS MiB at peak")]
     panels = [p for p in panels if any(r["workload"] == p[0] for r in rows)]
     cols = 2
     nrows = (len(panels) + cols) // cols  # and a place for the workers panel
@@ -296,6 +301,7 @@ def settings(opts, servers: list[str]) -> dict:
             "static_bytes": STATIC_BYTES, "idle_connections": opts.idle_connections,
             "server_core": SERVER_CORE, "client_core": CLIENT_CORE,
             "floods": flood_bench.QUICK_FLOODS if opts.quick else flood_bench.FLOODS,
+            "uploads": uploads.QUICK_SHAPE if opts.quick else uploads.SHAPE,
             "servers": {s: SERVER_NOTES[s] for s in servers}}
 
 

@@ -44,6 +44,7 @@ import flood_bench  # noqa: E402
 import instructions  # noqa: E402
 import measure  # noqa: E402
 import report  # noqa: E402
+import uploads  # noqa: E402
 from idle import raise_nofile  # noqa: E402
 from servers import ALL_SERVERS, Server  # noqa: E402
 from workloads import (  # noqa: E402
@@ -71,6 +72,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-flood", action="store_true", help="skip the malformed floods")
     parser.add_argument("--flood-only", action="store_true",
                         help="only the malformed floods (written to bench/results/flood/)")
+    parser.add_argument("--no-uploads", action="store_true",
+                        help="skip the 10 x 9 MB uploads (bench/uploads.py)")
     parser.add_argument("--no-instructions", action="store_true",
                         help="skip the instructions per request (callgrind)")
     parser.add_argument("--instructions-only", action="store_true",
@@ -156,7 +159,8 @@ def log(msg: str) -> None:
 
 def one_run(run: int, opts: argparse.Namespace, static_dir: Path, reference: dict,
             expected: dict) -> tuple[list[dict], dict]:
-    """Every server in turn, then the floods: the rows of one run, and its load averages."""
+    """Every server in turn, then the floods and the uploads: the rows of one run, and its
+    load averages."""
     # Every other run goes backwards, so that no server is always measured first.
     order = opts.server_list if run % 2 else list(reversed(opts.server_list))
     if "ours" in order:  # ours answers first: its bytes are the reference
@@ -169,6 +173,10 @@ def one_run(run: int, opts: argparse.Namespace, static_dir: Path, reference: dic
     if not opts.no_flood:
         rows += flood_bench.measure(
             run, order, lambda name, env: Server(name, static_dir, env=env),
+            quick=opts.quick, client_core=CLIENT_CORE, loadavg=measure.loadavg, log=log)
+    if not (opts.no_uploads or opts.flood_only):
+        rows += uploads.measure_servers(
+            run, order, lambda name: Server(name, static_dir),
             quick=opts.quick, client_core=CLIENT_CORE, loadavg=measure.loadavg, log=log)
     return rows, {"run": run, "load_before": before, "load_after": measure.loadavg(),
                   "seconds": round(time.monotonic() - t0, 1)}

@@ -5,46 +5,66 @@ import os
 
 from tiny import (
     ECHO_RE,
+    FORM_RE,
     HELLO,
     HELLO_RE,
     JSON,
     OCTETS,
     TEXT,
+    UPLOAD_RE,
     USER_RE,
     WAIT_RE,
     WAIT_SECONDS,
     WAITED,
+    Digest,
     user_json,
 )
 
 
-async def read_body(receive) -> bytes:
-    chunks = []
+async def body_chunks(receive):
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        if message.get("body"):
+            yield message["body"]
         if not message.get("more_body"):
-            return b"".join(chunks)
+            return
 
 
-async def hello(receive):
+async def hello(receive, scope):
     return TEXT, HELLO
 
 
-async def user(receive, user_id):
+async def user(receive, scope, user_id):
     return JSON, user_json(user_id)
 
 
-async def echo(receive):
-    return OCTETS, await read_body(receive)
+async def echo(receive, scope):
+    return OCTETS, b"".join([chunk async for chunk in body_chunks(receive)])
 
 
-async def wait(receive):
+async def wait(receive, scope):
     await asyncio.sleep(WAIT_SECONDS)
     return TEXT, WAITED
 
 
-ROUTES = [(HELLO_RE, hello), (USER_RE, user), (ECHO_RE, echo), (WAIT_RE, wait)]
+async def upload(receive, scope):
+    digest = Digest()
+    async for chunk in body_chunks(receive):
+        digest.update(chunk)
+    return JSON, digest.answer()
+
+
+async def upload_form(receive, scope):
+    from formfile import FirstFile
+
+    form = FirstFile(dict(scope["headers"]).get(b"content-type", b"").decode("latin-1"))
+    async for chunk in body_chunks(receive):
+        form.write(chunk)
+    return JSON, form.digest().answer()
+
+
+ROUTES = [(HELLO_RE, hello), (USER_RE, user), (ECHO_RE, echo), (WAIT_RE, wait),
+          (UPLOAD_RE, upload), (FORM_RE, upload_form)]
 
 
 async def router(scope, receive, send):
@@ -62,7 +82,7 @@ async def router(scope, receive, send):
     for regex, view in ROUTES:
         match = regex.match(path)
         if match:
-            content_type, body = await view(receive, **match.groupdict())
+            content_type, body = await view(receive, scope, **match.groupdict())
             status = 200
             break
     else:

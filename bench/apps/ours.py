@@ -17,7 +17,7 @@ sys.path.insert(1, str(HERE))
 
 import http_server  # noqa: E402
 from http_server import Path, WebServer  # noqa: E402
-from tiny import OCTETS, WAIT_SECONDS, WAITED, user  # noqa: E402
+from tiny import JSON, OCTETS, WAIT_SECONDS, WAITED, Digest, user  # noqa: E402
 
 # Never measure anything but the template's own framework under the name "ours".
 _origin = _FsPath(http_server.__file__).resolve().parent
@@ -42,6 +42,15 @@ def wait(request, response):
     response.send(WAITED, 200, "text/plain; charset=utf-8")
 
 
+def upload(request, response):
+    response.send(Digest().read_all(request.stream).answer(), 200, JSON)
+
+
+def upload_form(request, response):
+    first = next(iter(request.files.values()))
+    response.send(Digest().read_all(first.stream).answer(), 200, JSON)
+
+
 def pid_header(request, response):
     """The one middleware: X-Pid on every response."""
     response.headers["X-Pid"] = str(os.getpid())
@@ -53,6 +62,8 @@ urlpatterns = [
     Path(r"^/users/(?P<user_id>[0-9]+)$", user_view, name="user"),
     Path(r"^/echo$", echo, name="echo"),
     Path(r"^/wait$", wait, name="wait"),
+    Path(r"^/upload$", upload, name="upload"),
+    Path(r"^/upload-form$", upload_form, name="upload-form"),
 ]
 
 

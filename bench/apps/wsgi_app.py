@@ -5,15 +5,19 @@ import time
 
 from tiny import (
     ECHO_RE,
+    FORM_RE,
     HELLO,
     HELLO_RE,
     JSON,
     OCTETS,
+    READ_SIZE,
     TEXT,
+    UPLOAD_RE,
     USER_RE,
     WAIT_RE,
     WAIT_SECONDS,
     WAITED,
+    Digest,
     user_json,
 )
 
@@ -36,7 +40,36 @@ def wait(environ):
     return TEXT, WAITED
 
 
-ROUTES = [(HELLO_RE, hello), (USER_RE, user), (ECHO_RE, echo), (WAIT_RE, wait)]
+def body_chunks(environ):
+    """The request body in chunks of READ_SIZE, no further than its Content-Length."""
+    left = int(environ.get("CONTENT_LENGTH") or 0)
+    stream = environ["wsgi.input"]
+    while left > 0:
+        chunk = stream.read(min(READ_SIZE, left))
+        if not chunk:
+            return
+        left -= len(chunk)
+        yield chunk
+
+
+def upload(environ):
+    digest = Digest()
+    for chunk in body_chunks(environ):
+        digest.update(chunk)
+    return JSON, digest.answer()
+
+
+def upload_form(environ):
+    from formfile import FirstFile
+
+    form = FirstFile(environ.get("CONTENT_TYPE", ""))
+    for chunk in body_chunks(environ):
+        form.write(chunk)
+    return JSON, form.digest().answer()
+
+
+ROUTES = [(HELLO_RE, hello), (USER_RE, user), (ECHO_RE, echo), (WAIT_RE, wait),
+          (UPLOAD_RE, upload), (FORM_RE, upload_form)]
 
 
 def router(environ, start_response):

@@ -46,7 +46,7 @@ def ours_server(port=0):
     return server
 
 
-def call_wsgi(method, path, body=b""):
+def call_wsgi(method, path, body=b"", content_type=""):
     captured = {}
 
     def start_response(status, headers, exc_info=None):
@@ -54,12 +54,12 @@ def call_wsgi(method, path, body=b""):
         captured["headers"] = {k.lower(): v for k, v in headers}
 
     environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "CONTENT_LENGTH": str(len(body)),
-               "wsgi.input": io.BytesIO(body)}
+               "CONTENT_TYPE": content_type, "wsgi.input": io.BytesIO(body)}
     content = b"".join(wsgi_app.app(environ, start_response))
     return captured["status"], captured["headers"], content
 
 
-def call_asgi(method, path, body=b""):
+def call_asgi(method, path, body=b"", content_type=""):
     sent = []
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -69,7 +69,8 @@ def call_asgi(method, path, body=b""):
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": path, "headers": []}
+    headers = [(b"content-type", content_type.encode())] if content_type else []
+    scope = {"type": "http", "method": method, "path": path, "headers": headers}
     asyncio.run(asgi_app.app(scope, receive, send))
     start, body_msg = sent
     headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
