@@ -74,6 +74,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="only the malformed floods (written to bench/results/flood/)")
     parser.add_argument("--no-uploads", action="store_true",
                         help="skip the 10 x 9 MB uploads (bench/uploads.py)")
+    parser.add_argument("--uploads-only", action="store_true",
+                        help="only the uploads (written to bench/results/uploads/)")
     parser.add_argument("--no-instructions", action="store_true",
                         help="skip the instructions per request (callgrind)")
     parser.add_argument("--instructions-only", action="store_true",
@@ -95,6 +97,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     opts.out_dir = opts.out or (WORK / "results" if opts.quick else BENCH / "results")
     if opts.flood_only and not opts.out:
         opts.out_dir = opts.out_dir / "flood"  # beside the whole table, not over it
+    if opts.uploads_only and not opts.out:
+        opts.out_dir = opts.out_dir / "uploads"
+    opts.alone = opts.flood_only or opts.uploads_only  # no wrk, no workers, no instructions
     if opts.instructions_only and not opts.out:
         opts.out_dir = WORK / "instructions"  # a quick check of the hot path: nothing committed
     opts.instruction_workloads = pick_workloads(parser, opts.workloads)
@@ -168,9 +173,9 @@ def one_run(run: int, opts: argparse.Namespace, static_dir: Path, reference: dic
     before, t0 = measure.loadavg(), time.monotonic()
     log(f"run {run}/{opts.runs} (load average {before:.2f})")
     rows = []
-    for name in [] if opts.flood_only else order:
+    for name in [] if opts.alone else order:
         rows += measure.measure_server(name, static_dir, opts, run, reference, expected, log)
-    if not opts.no_flood:
+    if not (opts.no_flood or opts.uploads_only):
         rows += flood_bench.measure(
             run, order, lambda name, env: Server(name, static_dir, env=env),
             quick=opts.quick, client_core=CLIENT_CORE, loadavg=measure.loadavg, log=log)
@@ -184,7 +189,7 @@ def one_run(run: int, opts: argparse.Namespace, static_dir: Path, reference: dic
 
 def count_instructions(opts: argparse.Namespace, static_dir: Path) -> list[dict]:
     """Instructions per request of each server under callgrind (once: the counts do not drift)."""
-    if opts.no_instructions or opts.flood_only:
+    if opts.no_instructions or opts.alone:
         return []
     if instructions.missing_tools():
         log(f"instructions: skipped, {', '.join(instructions.missing_tools())} not found")
@@ -224,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         run_rows, meta = one_run(run, opts, static_dir, reference, expected)
         rows += run_rows
         runs_meta.append(meta)
-    if "ours" in opts.server_list and not (opts.no_workers or opts.flood_only):
+    if "ours" in opts.server_list and not (opts.no_workers or opts.alone):
         log("workers: ours with workers=1 and workers=2, not pinned, wrk -t2")
         rows += measure.measure_workers(static_dir, opts, log)
     report.add_instructions(rows, count_instructions(opts, static_dir))
