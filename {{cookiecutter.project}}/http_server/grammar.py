@@ -56,6 +56,23 @@ FIELD_LINES = re.compile(
 
 CONTENT_LENGTH = re.compile(rb"[0-9]{1,18}")
 
+# The fields that decide a request's framing and the connection's fate (parser.py).
+FRAMING_FIELDS = frozenset(
+    {"content-length", "transfer-encoding", "host", "connection", "expect", "content-type"}
+)
+
+# Fields that must not be sent in a trailer section (RFC 9110 section 6.5.1):
+# framing, routing, request modifiers and authentication.
+FORBIDDEN_TRAILERS = frozenset(
+    {
+        "authorization", "cache-control", "connection", "content-encoding",
+        "content-length", "content-range", "content-type", "cookie", "expect",
+        "host", "keep-alive", "max-forwards", "pragma", "proxy-authorization",
+        "range", "set-cookie", "te", "trailer", "transfer-encoding", "upgrade",
+    }
+)
+
+
 # Host = uri-host [ ":" port ] (RFC 9112 section 3.2, RFC 3986 section 3.2.2); may be empty.
 HOST = re.compile(
     r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?"

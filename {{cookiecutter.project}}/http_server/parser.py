@@ -46,23 +46,6 @@ MAX_CHUNK_LINE = 4096
 # to ignore at least one); more, and it is holding the connection open with nothing.
 MAX_EMPTY_LINES = 4
 
-# The fields that decide a request's framing and the connection's fate (_framing).
-_FRAMING_FIELDS = frozenset(
-    {"content-length", "transfer-encoding", "host", "connection", "expect", "content-type"}
-)
-
-# Fields that must not be sent in a trailer section (RFC 9110 section 6.5.1):
-# framing, routing, request modifiers and authentication.
-FORBIDDEN_TRAILERS = frozenset(
-    {
-        "authorization", "cache-control", "connection", "content-encoding",
-        "content-length", "content-range", "content-type", "cookie", "expect",
-        "host", "keep-alive", "max-forwards", "pragma", "proxy-authorization",
-        "range", "set-cookie", "te", "trailer", "transfer-encoding", "upgrade",
-    }
-)
-
-
 class RequestParser:
     def __init__(
         self,
@@ -259,8 +242,9 @@ class RequestParser:
         connection = ""
         expectations: list[str] = []
         content_type = None
+        framing_fields = grammar.FRAMING_FIELDS
         for name, value in headers:
-            if name not in _FRAMING_FIELDS:
+            if name not in framing_fields:
                 continue
             if name == "content-length":
                 if content_length is not None:
@@ -436,7 +420,7 @@ class RequestParser:
         if match is None:
             raise BadRequest(_why_field_is_bad(line))
         name = match.group(1).decode("ascii").lower()
-        if name in FORBIDDEN_TRAILERS:
+        if name in grammar.FORBIDDEN_TRAILERS:
             raise BadRequest(f"{name} is not allowed in a trailer")
         if len(self._trailers) >= self.max_header_count:
             raise HeaderFieldsTooLarge("too many trailer fields")
