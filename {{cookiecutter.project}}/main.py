@@ -38,6 +38,8 @@ def create_server(environ: Mapping[str, str] | None = None) -> WebServer:
     #         return pool.ping(timeout=1.0)  # /readyz answers 503 while this is false
     server.add_probes()
     server.access_log.skip_paths.add("/healthz")
+    # GET /metrics for Prometheus (README: Metrics), off the access log; remove it to turn off.
+    server.add_metrics()
     server.on_startup(start_service)
     return server
 

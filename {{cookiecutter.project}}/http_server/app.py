@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from collections.abc import Callable
 
 from .accesslog import logger
 from .errors import HTTPError, ProtocolError
 from .headers import Headers
+from .metrics import REFUSED, UNPARSED
 from .multipart import FormLimits
 from .request import Requests
 from .response import Response, set_cookie_line
@@ -53,11 +55,26 @@ class App:
         self.header_checks: list[Callable] = []  # run on the head, before the body is read
         self.app_state = app_state  # handed to every request as ``request.app_state``
         self.form_limits = form_limits  # the bounds of a multipart form (MAX_FORM_PARTS)
+        self.metrics = None  # a metrics.Metrics, once server.add_metrics() is called
 
     def handle(self, request: Requests, response: Response) -> Response:
         """Run the request through middleware and view; never raises."""
+        metrics = self.metrics
+        if metrics is None:
+            return self._answer(request, response)
+        begun = metrics.begin()
+        status = 500
+        try:
+            response = self._answer(request, response)
+            status = response.status
+        finally:
+            metrics.end(begun, request.method, request.route, status)
+        return response
+
+    def _answer(self, request: Requests, response: Response) -> Response:
         request.app_state = self.app_state
         request.form_limits = self.form_limits
+        request.route = None  # the route or mount that answers it, once one matches
         if request.target == "*":  # OPTIONS * asks about the server, not a resource
             response.headers["Allow"] = SERVER_METHODS
             response.send(b"", 200, None)
@@ -91,6 +108,7 @@ class App:
         path = request.path
         for mount in self.mounts:
             if mount.matches(path):
+                request.route = mount
                 mount.serve(request, response)
                 return response
 
@@ -99,6 +117,7 @@ class App:
             if found:
                 raise MethodNotAllowed(found)
             raise HTTPError(404)
+        request.route = route
         result = route.view(request, response, **found)
         if _is_coroutine(result):
             result = run_coroutine(result)
@@ -144,6 +163,7 @@ class App:
         error handlers, is returned and the body is never read. None: go on.
         """
         request.app_state = self.app_state
+        started = time.perf_counter()
         try:
             for check in self.header_checks:
                 result = check(request)
@@ -162,6 +182,9 @@ class App:
             response.status = status
         if response.file is not None or response.stream_body is not None:
             response.send_error(status, error)
+        if self.metrics is not None:
+            self.metrics.add(request.method, REFUSED, response.status,
+                             time.perf_counter() - started)
         return response
 
     def protocol_error_response(self, error: ProtocolError, method: str | None,
@@ -172,6 +195,7 @@ class App:
         path, headers or body. Whatever it does, the status stays an error and the
         connection closes: the byte stream can no longer be trusted.
         """
+        started = time.perf_counter()
         request = Requests(method or "", "", "HTTP/1.1", Headers(), b"", remote)
         response = Response()
         self.render_error(request, response, error.status, error)
@@ -180,4 +204,7 @@ class App:
         if response.file is not None or response.stream_body is not None:
             response.send_error(error.status, error)  # written at once, or not at all
         response.cookies.clear()
+        if self.metrics is not None:
+            self.metrics.add(request.method, UNPARSED, response.status,
+                             time.perf_counter() - started)
         return response

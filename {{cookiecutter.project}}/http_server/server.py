@@ -27,8 +27,9 @@ from . import config
 from .accesslog import AccessLog, configure_errors, logger
 from .app import App
 from .connection import Context, ServerState
-from .output import send_gathered_streams
+from .metrics import Metrics
 from .multipart import FormLimits
+from .output import send_gathered_streams
 from .pool import WorkerPool
 from .probes import Probes
 from .request import Requests
@@ -68,6 +69,7 @@ class WebServer:
 
         self.run_state = ServerState()  # ready, draining, stopping
         self.probes = Probes(self.run_state)
+        self.metrics: Metrics | None = None  # add_metrics() turns them on
         self._drain_ends: float | None = None  # when the drain after SIGTERM ends
         self.pool: WorkerPool | None = None
         self.socket: socket.socket | None = None
@@ -138,6 +140,24 @@ class WebServer:
                                  methods=["GET"]))
             self.access_log.skip_paths.add(path)
 
+    def add_metrics(self, path: str = "/metrics") -> Metrics:
+        """Count every request and serve the counts at ``path`` in the Prometheus text
+        format (metrics.py); the path itself is neither counted nor in the access log."""
+        if self.metrics is not None:
+            raise RuntimeError("add_metrics() was already called")
+        metrics = Metrics(connections=self._open_connections)
+        route = Path("^" + re.escape(path) + r"\Z", metrics.view, name="metrics",
+                     methods=["GET"])
+        metrics.unobserved.add(route)
+        self.router.add(route)
+        self.access_log.skip_paths.add(path)
+        self.metrics = self.app.metrics = metrics
+        return metrics
+
+    def _open_connections(self) -> int:
+        pool = self.pool
+        return len(pool.connections) if pool is not None else 0
+
     def readiness_check(self, check: Callable[[], object]) -> Callable[[], object]:
         """Decorator: ``/readyz`` answers 503 while ``check()`` is false or raises."""
         self.probes.add_check(check)
@@ -176,7 +196,13 @@ class WebServer:
             supervisor = Supervisor(sock, self.workers, self.drain_delay + self.graceful_timeout,
                                     self._serve_child)
             self._install_signal_handlers(supervisor.stop)
-            supervisor.run()
+            # The workers' metrics meet in a folder made before the fork (metrics.py).
+            shared = self.metrics.share() if self.metrics is not None else None
+            try:
+                supervisor.run()
+            finally:
+                if shared is not None:
+                    shared.remove()
             if supervisor.failed:
                 raise SystemExit(1)  # a worker could not start; it said why
         else:
@@ -221,6 +247,8 @@ class WebServer:
                 if now >= next_sweep:
                     self.pool.sweep()
                     next_sweep = now + SWEEP_INTERVAL
+                if self.metrics is not None:
+                    self.metrics.publish_if_due(now)
                 if self._drain_ends is not None and now >= self._drain_ends:
                     self.run_state.stopping = True
         finally:
@@ -254,6 +282,8 @@ class WebServer:
         """A worker process: its own wake-up pipe (not its siblings'), then serve."""
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        if self.metrics is not None:
+            self.metrics.join_workers()
         self.serve(sock)
 
     def stop(self) -> None:

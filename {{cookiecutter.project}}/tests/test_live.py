@@ -98,6 +98,22 @@ def test_health_check(live_url):
     assert response.json() == {"status": "ok"}
 
 
+def test_metrics_count_the_requests_in_the_prometheus_format(live_url):
+    requests.get(f"{live_url}/api/hello/ada", timeout=5)
+    response = requests.get(f"{live_url}/metrics", timeout=5)
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for line in response.text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    # The route's name, not the path: a scan of random paths cannot add series.
+    assert samples['http_requests_total{method="GET",route="hello",status="200"}'] >= 1
+    assert not [name for name in samples if "/api/hello/" in name]
+    assert "# TYPE http_request_duration_seconds histogram" in response.text
+    assert samples["http_requests_in_flight"] >= 1  # this scrape
+
+
 def test_request_id_is_generated_or_kept(live_url):
     generated = requests.get(f"{live_url}/", timeout=5).headers["X-Request-ID"]
     kept = requests.get(f"{live_url}/", headers={"X-Request-ID": "abc-123"}, timeout=5)
@@ -142,15 +158,17 @@ def test_python_main_py_serves_logs_and_stops_cleanly_on_sigterm():
         page = requests.get(f"http://127.0.0.1:{port}/", timeout=2)
         assert requests.get(f"http://127.0.0.1:{port}/livez", timeout=2).status_code == 200
         assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+        assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
         # One JSON access-log line per request on stdout, with the request id;
-        # none for the health check and the probes, which an orchestrator calls all the time.
+        # none for the health check, the probes and the metrics, which are asked for all the time.
         lines = [json.loads(line) for line in process.stdout.read().decode().splitlines()]
         index = [line for line in lines if line["target"] == "/"][-1]
         assert index["status"] == 200
         assert index["request_id"] == page.headers["X-Request-ID"]
-        assert not [line for line in lines if line["target"] in ("/healthz", "/livez", "/readyz")]
+        unlogged = ("/healthz", "/livez", "/readyz", "/metrics")
+        assert not [line for line in lines if line["target"] in unlogged]
     finally:
         if process.poll() is None:
             process.kill()
