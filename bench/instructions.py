@@ -10,11 +10,10 @@ each dump holds one batch. Each pair gives
     (instructions of the large batch - those of the small one) / (large - small)
 
 which cancels what a batch costs whatever its size (the dump itself, the client's pauses),
-and the figure is the median of the pairs'. The pairs still differ by a few per cent (up to
-about 15 for ours' JSON view), since a threaded server's path depends on how its threads
-interleave with the client (a next request already there or not when a thread looks), which
-timing decides; the spread is reported beside the median. The dumps are kept in
-``bench/.work/callgrind/SERVER/`` (``callgrind_annotate FILE`` shows where the instructions go).
+and the figure is the median of the pairs'. The peers' pairs agree within 0.5%; ours' differ by
+up to 5-10%, more when the server ran slower: part of its work is driven by time (housekeeping
+timers, threads waking on timeouts), and under callgrind each request lasts 50 times longer.
+The dumps are kept in ``bench/.work/callgrind/SERVER/``, one file per batch.
 For gunicorn the counted process is the worker (the one that answers: its X-Pid header);
 its master, waiting meanwhile, is not counted.
 
@@ -35,9 +34,11 @@ from pathlib import Path
 from servers import Server
 from workloads import WORK, Workload
 
-DEFAULT_SMALL = 100
-DEFAULT_LARGE = 600
-DEFAULT_REPEATS = 3
+# (small, large, repeats): alone (run.py --instructions-only), the figure to judge a change by;
+# within make bench, where every server is counted, fewer; --quick, a smoke test.
+ALONE = (100, 600, 3)
+IN_BENCH = (100, 400, 2)
+QUICK = (50, 250, 1)
 WARMUP = 50  # requests before counting: the first ones fill caches and import lazily
 START_TIMEOUT = 180.0  # seconds: Python starts 50-100 times slower under callgrind
 SUMMARY = re.compile(rb"^summary:\s+(\d+)", re.MULTILINE)
@@ -209,8 +210,8 @@ def measure_server(name: str, workloads: list[Workload], static_dir: Path, *, sm
 
 
 def measure(servers: list[str], workloads: list[Workload], static_dir: Path, *,
-            small: int = DEFAULT_SMALL, large: int = DEFAULT_LARGE,
-            repeats: int = DEFAULT_REPEATS, log=print) -> list[dict]:
+            small: int = ALONE[0], large: int = ALONE[1], repeats: int = ALONE[2],
+            log=print) -> list[dict]:
     """Instructions per request of each workload on each server that takes it."""
     rows = []
     for name in servers:

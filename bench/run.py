@@ -3,7 +3,9 @@
 
     bench/.venv/bin/python bench/run.py [--quick] [--runs N] [--duration S]
                                         [--servers ours,waitress,...] [--out DIR]
-                                        [--flood-only | --no-flood]
+                                        [--flood-only | --no-flood] [--uploads-only |
+                                        --no-uploads] [--instructions-only | --no-instructions]
+                                        [--workloads hello,json,post] [--batches S,L]
 
 Each server serves the same tiny app (bench/apps/tiny.py), pinned to core 0 (taskset -c 0),
 with wrk pinned to core 1, on 127.0.0.1. Workloads, each bounded in time:
@@ -19,9 +21,12 @@ with wrk pinned to core 1, on 127.0.0.1. Workloads, each bounded in time:
                     server and latency of a new client meanwhile
   flood, flood-big  waves of malformed requests that then stay silent (bench/flood_bench.py):
                     latency of new clients meanwhile, RSS after; ours also with MALLOC_ARENA_MAX=2
+  upload-raw, -form 10 x 9 MB uploads at once, 3 rounds (bench/uploads.py): uploads/s, RSS
+                    before, at peak and after
 
 Then `workers=2`: ours with workers=1 and workers=2, neither pinned, counting the distinct
-PIDs that answered (X-Pid header, wrk Lua script).
+PIDs that answered (X-Pid header, wrk Lua script). Then, once, the instructions per request
+of each Python server under callgrind (bench/instructions.py) for hello, JSON and POST echo.
 
 Prints one table (each figure also as a ratio to ours in the same run) and writes
 table.md, results.json and chart.png to --out (bench/results/ by default; bench/.work/results/
@@ -83,11 +88,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "bench/.work/instructions/)")
     parser.add_argument("--workloads", help="instruction counts: comma-separated subset of "
                         + ",".join(w.name for w in INSTRUCTION_WORKLOADS) + " (or prefixes)")
+    alone, in_bench = instructions.ALONE, instructions.IN_BENCH
     parser.add_argument("--batches", default=None, metavar="SMALL,LARGE",
                         help="instruction counts: requests in the two batches of a pair "
-                             f"(default {instructions.DEFAULT_SMALL},{instructions.DEFAULT_LARGE})")
-    parser.add_argument("--repeats", type=int, help="instruction counts: pairs of batches "
-                        f"(default {instructions.DEFAULT_REPEATS}), the median reported")
+                             f"(default {alone[0]},{alone[1]} alone, {in_bench[0]},"
+                             f"{in_bench[1]} in a whole run)")
+    parser.add_argument("--repeats", type=int, help="instruction counts: pairs of batches, "
+                        f"the median reported (default {alone[2]} alone, {in_bench[2]} in a "
+                        "whole run)")
     opts = parser.parse_args(argv)
     opts.runs = opts.runs or (1 if opts.quick else 2)
     opts.duration = opts.duration or (1 if opts.quick else 4)
@@ -103,8 +111,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if opts.instructions_only and not opts.out:
         opts.out_dir = WORK / "instructions"  # a quick check of the hot path: nothing committed
     opts.instruction_workloads = pick_workloads(parser, opts.workloads)
-    opts.small, opts.large = batches(parser, opts.batches, opts.quick)
-    opts.repeats = opts.repeats or (1 if opts.quick else instructions.DEFAULT_REPEATS)
+    shape = (instructions.QUICK if opts.quick else instructions.ALONE
+             if opts.instructions_only else instructions.IN_BENCH)
+    opts.small, opts.large = batches(parser, opts.batches) if opts.batches else shape[:2]
+    opts.repeats = opts.repeats or shape[2]
     if opts.repeats < 1:
         parser.error("--repeats must be at least 1")
     opts.server_list = opts.servers.split(",") if opts.servers else list(ALL_SERVERS)
@@ -128,9 +138,7 @@ def pick_workloads(parser: argparse.ArgumentParser, wanted: str | None) -> list:
     return picked
 
 
-def batches(parser: argparse.ArgumentParser, given: str | None, quick: bool) -> tuple[int, int]:
-    if not given:
-        return (50, 250) if quick else (instructions.DEFAULT_SMALL, instructions.DEFAULT_LARGE)
+def batches(parser: argparse.ArgumentParser, given: str) -> tuple[int, int]:
     try:
         small, large = (int(n) for n in given.split(","))
     except ValueError:
