@@ -29,14 +29,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import json
 import re
 import socket
 import sys
 import time
 from collections import Counter
 
-from idle import percentile, raise_nofile, read_response, request_bytes, tree_rss_kib
+from idle import (
+    percentile,
+    print_result,
+    raise_nofile,
+    read_response,
+    request_bytes,
+    tree_rss_kib,
+)
 
 MALFORMED = b"GET / HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\n\r\n"
 RSS_EVERY = 0.2  # seconds between two readings of the server's RSS during the flood
@@ -232,15 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"flood.py: RLIMIT_NOFILE is {limit}, too low for {wanted} connections",
               file=sys.stderr)
         return 2
-    result = asyncio.run(measure(args))
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    for key, value in result.items():
-        if key.endswith("_kib"):
-            print(f"{key[:-4]}_mib: {value / 1024:.1f}")
-        else:
-            print(f"{key}: {value}")
+    print_result(asyncio.run(measure(args)), args.json)
     return 0
 
 

@@ -268,16 +268,20 @@ def main(argv: list[str] | None = None) -> int:
     if limit < args.connections + 20:
         print(f"idle.py: RLIMIT_NOFILE is {limit}, too low for {args.connections}", file=sys.stderr)
         return 2
-    result = asyncio.run(measure(args))
-    if args.json:
+    print_result(asyncio.run(measure(args)), args.json)
+    return 0
+
+
+def print_result(result: dict, as_json: bool) -> None:
+    """One JSON object, or a ``key: value`` line each (sizes in MiB), on stdout."""
+    if as_json:
         print(json.dumps(result))
-        return 0
+        return
     for key, value in result.items():
         if key.endswith("_kib"):
             print(f"{key[:-4]}_mib: {value / 1024:.1f}")
         else:
             print(f"{key}: {value}")
-    return 0
 
 
 if __name__ == "__main__":
