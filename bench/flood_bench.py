@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from idle import tree_cpu_seconds
+from idle import measured_row, tree_cpu_seconds
 
 BENCH = Path(__file__).resolve().parent
 ARENA = "ours MALLOC_ARENA_MAX=2"
@@ -92,18 +92,15 @@ def measure(run: int, servers: list[str], make_server, *, quick: bool, client_co
         for name in names:
             env = ARENA_ENV if name == ARENA else {"MALLOC_ARENA_MAX": None}
             server = make_server("ours" if name == ARENA else name, env)
-            row = {"run": run, "server": name, "workload": workload, "load_before": loadavg()}
-            try:
-                server.start("/")
+            def flood(server=server, shape=shape) -> dict:
                 cpu0, t0 = tree_cpu_seconds(server.pid), time.monotonic()
-                row.update(row_from(run_flood(server.port, server.pid, shape, client_core)))
+                figures = row_from(run_flood(server.port, server.pid, shape, client_core))
                 wall = time.monotonic() - t0
-                row["cpu_pct"] = 100 * (tree_cpu_seconds(server.pid) - cpu0) / wall
-            except (RuntimeError, OSError, subprocess.TimeoutExpired, KeyError,
-                    ValueError) as exc:
-                row["failed"] = str(exc)[:300]
-            finally:
-                server.stop()
+                figures["cpu_pct"] = 100 * (tree_cpu_seconds(server.pid) - cpu0) / wall
+                return figures
+
+            row = measured_row(server, {"run": run, "server": name, "workload": workload,
+                                        "load_before": loadavg()}, flood)
             rows.append(row)
             if "failed" in row:
                 log(f"  {name:23} {workload:9} FAILED: {row['failed'][:120]}")

@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import resource
+import subprocess
 import sys
 import time
 
@@ -270,6 +271,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print_result(asyncio.run(measure(args)), args.json)
     return 0
+
+
+def measured_row(server, row: dict, measure) -> dict:
+    """Start ``server``, add ``measure()``'s figures to ``row``, stop it; a failure is kept
+    in the row as ``failed`` (one line), so that one server's trouble ends no run."""
+    row = dict(row)
+    try:
+        server.start("/")
+        row.update(measure())
+    except (RuntimeError, OSError, subprocess.TimeoutExpired, KeyError, ValueError) as exc:
+        row["failed"] = str(exc)[:300]
+    finally:
+        server.stop()
+    return row
 
 
 def print_result(result: dict, as_json: bool) -> None:

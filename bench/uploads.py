@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from idle import percentile, tree_cpu_seconds, tree_rss_kib
+from idle import measured_row, percentile, tree_cpu_seconds, tree_rss_kib
 
 BENCH = Path(__file__).resolve().parent
 RSS_EVERY = 0.05  # seconds between two readings of the server's RSS
@@ -195,16 +195,11 @@ def measure_servers(run: int, servers: list[str], make_server, *, quick: bool,
     for workload, (_, form) in UPLOADS.items():
         for name in [s for s in servers if s in SERVERS]:
             server = make_server(name)
-            row = {"run": run, "server": name, "workload": workload, "load_before": loadavg()}
-            try:
-                server.start("/")
-                row.update(row_from(run_uploads(server.port, server.pid, shape, form,
-                                                client_core)))
-            except (RuntimeError, OSError, subprocess.TimeoutExpired, KeyError,
-                    ValueError) as exc:
-                row["failed"] = str(exc)[:300]
-            finally:
-                server.stop()
+            row = measured_row(
+                server, {"run": run, "server": name, "workload": workload,
+                         "load_before": loadavg()},
+                lambda server=server, form=form: row_from(
+                    run_uploads(server.port, server.pid, shape, form, client_core)))
             rows.append(row)
             if "failed" in row:
                 log(f"  {name:18} {workload:12} FAILED: {row['failed'][:120]}")
