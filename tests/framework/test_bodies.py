@@ -17,6 +17,7 @@ import time
 import pytest
 import requests
 from http_server import HTTPError, Path, WebServer
+from http_server import connection as connection_module
 from http_server.testing import LiveServer
 from livehttp import BASE_SETTINGS
 from support.paths import TEMPLATE_DIR
@@ -323,3 +324,38 @@ def _answers(port: int) -> bool:
         return True
     except requests.ConnectionError:
         return False
+
+
+# =================================================================== download rate
+
+
+def big_answer(request, response):
+    response.send(b"d" * (64 << 20), 200, "application/octet-stream")
+
+
+@pytest.mark.parametrize(("rate", "cut"), [(10_000_000, True), (0, False)])
+def test_a_client_reading_below_the_minimum_rate_is_cut_off(monkeypatch, rate, cut):
+    # The client reads 64 KiB every 0.1 s: always some progress within SEND_TIMEOUT
+    # (1 s here), but 0.6 MB/s, below a minimum of 10 MB/s.
+    monkeypatch.setattr(connection_module, "SEND_TIMEOUT", 1.0)
+    server = WebServer(route=[Path(r"^/big$", big_answer)],
+                       **{**BASE_SETTINGS, "min_download_rate": rate})
+    with LiveServer(server) as live:
+        sock = socket.create_connection(("127.0.0.1", live.port), timeout=TIMEOUT)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        received, closed = 0, False
+        started = time.monotonic()
+        while time.monotonic() - started < (20 if cut else 4):  # bounded either way
+            try:
+                data = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                data = b""
+            if not data:
+                closed = True
+                break
+            received += len(data)
+            time.sleep(0.1)  # the slow reader's pace, not a wait for the server
+        sock.close()
+    assert closed is cut
+    assert received < 64 << 20  # cut before the end (or, without the rule, still reading)

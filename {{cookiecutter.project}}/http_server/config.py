@@ -211,6 +211,9 @@ SETTINGS: dict[str, tuple[object, Callable]] = {
     # header_timeout it may take to start) gets 408; 0 turns the rule off.
     "body_spool_size": (MIB, _integer(0, 2**40)),
     "min_upload_rate": (1024, _integer(0, 2**40)),
+    # The same for a client reading an answer: at least this many bytes/s on average
+    # once it has had SEND_TIMEOUT; 0 turns the rule off.
+    "min_download_rate": (1024, _integer(0, 2**40)),
     "max_form_parts": (1000, _integer(1, 1_000_000)),
 }
 

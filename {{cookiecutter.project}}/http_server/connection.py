@@ -64,19 +64,21 @@ class Context:
     """
 
     __slots__ = ("parser_limits", "header_timeout", "keep_alive_timeout", "body_spool_size",
-                 "min_upload_rate", "handle", "answer_error", "check_head", "header_checks",
-                 "access_log", "state")
+                 "min_upload_rate", "min_download_rate", "handle", "answer_error", "check_head",
+                 "header_checks", "access_log", "state")
 
     def __init__(self, *, parser_limits: tuple[int, int, int, int], header_timeout: float,
                  keep_alive_timeout: float, handle: Callable, answer_error: Callable,
                  access_log, state: ServerState, body_spool_size: int = 1 << 20,
-                 min_upload_rate: int = 0, check_head: Callable | None = None,
+                 min_upload_rate: int = 0, min_download_rate: int = 0,
+                 check_head: Callable | None = None,
                  header_checks: list | None = None) -> None:
         self.parser_limits = parser_limits  # RequestParser's four limits, in its order
         self.header_timeout = header_timeout
         self.keep_alive_timeout = keep_alive_timeout
         self.body_spool_size = body_spool_size
         self.min_upload_rate = min_upload_rate  # bytes/s; 0: no rule
+        self.min_download_rate = min_download_rate  # bytes/s the client must read; 0: none
         self.handle = handle
         self.answer_error = answer_error
         self.check_head = check_head
@@ -89,7 +91,8 @@ class Connection:
     __slots__ = (
         "sock", "fd", "remote", "context", "on_close", "parser", "head", "checked",
         "expect_pending", "deadline", "head_started", "body_started", "parked", "out",
-        "closing", "linger", "lingering", "answered", "accepted_at", "spoke",
+        "closing", "linger", "lingering", "answered", "accepted_at", "spoke", "send_started",
+        "sent_before",
     )
 
     def __init__(self, sock, remote: str, context: Context,
@@ -116,6 +119,8 @@ class Connection:
         self.linger = False  # when closing, read the client out first (after an error)
         self.lingering = 0  # bytes still to discard while lingering; 0: not lingering
         self.answered = False  # an answer was completed during this serve()
+        self.send_started: float | None = None  # when output began to wait for the client
+        self.sent_before = 0  # what the socket had taken then
 
     @property
     def wants_write(self) -> bool:
@@ -137,6 +142,7 @@ class Connection:
                 if not out.flush():
                     return self._park_for_write()
                 self.answered = True
+                self.send_started = None
             if self.closing:
                 return self._close_or_linger()
             # Requests that arrived pipelined while earlier answers were queued.
@@ -196,7 +202,19 @@ class Connection:
         return self.deadline <= now
 
     def _park_for_write(self) -> bool:
-        self.deadline = time.monotonic() + SEND_TIMEOUT
+        """Wait for the client to read: SEND_TIMEOUT without progress at most, and once it
+        has had SEND_TIMEOUT, at least ``min_download_rate`` bytes/s on average (what the
+        kernel buffered before the first wait does not count), or the connection closes."""
+        now = time.monotonic()
+        out = self.out
+        if self.send_started is None:
+            self.send_started, self.sent_before = now, out.sent
+        deadline = now + SEND_TIMEOUT
+        rate = self.context.min_download_rate
+        if rate:
+            earned = (out.sent - self.sent_before) / rate
+            deadline = min(deadline, self.send_started + SEND_TIMEOUT + earned)
+        self.deadline = deadline
         return True
 
     def _answer_ready_requests(self) -> bool:

@@ -52,12 +52,13 @@ def wait_for(sock, event: int, timeout: float) -> bool:
 class Output:
     """The bytes, memoryviews and file slices of one connection not yet sent, in order."""
 
-    __slots__ = ("sock", "fd", "queue", "gathered", "gathered_size", "chunked", "lock")
+    __slots__ = ("sock", "fd", "queue", "sent", "gathered", "gathered_size", "chunked", "lock")
 
     def __init__(self, sock) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.queue: deque = deque()
+        self.sent = 0  # bytes the socket has taken from the queue (a slow reader's pace)
         self.gathered: list[bytes] = []  # stream items not written yet (write_stream)
         self.gathered_size = 0
         self.chunked = False
@@ -106,6 +107,7 @@ class Output:
                     return False
                 except OSError as error:
                     raise ConnectionClosed from error
+                self.sent += sent
                 if sent < len(item):
                     queue[0] = memoryview(item)[sent:]
                     return False
@@ -130,6 +132,7 @@ class Output:
                 raise ConnectionClosed("file truncated while being sent")
             body.offset += sent
             body.count -= sent
+            self.sent += sent
         return True
 
     def _copy_file(self, body: FileBody) -> None:

@@ -221,6 +221,7 @@ class WebServer:
             state=self.run_state,
             body_spool_size=self.body_spool_size,
             min_upload_rate=self.min_upload_rate,
+            min_download_rate=self.min_download_rate,
             check_head=self.app.check_head,
             header_checks=self.app.header_checks,
         )
