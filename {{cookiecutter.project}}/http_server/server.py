@@ -316,6 +316,8 @@ class WebServer:
         if threading.current_thread() is threading.main_thread():
             for number in STOP_SIGNALS:
                 signal.signal(number, handler)
+            # A worker process starts with them blocked (supervisor.py): deliver now.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _name(hook: Callable) -> str:

@@ -84,14 +84,18 @@ class Supervisor:
             time.sleep(0.01)
 
     def _spawn(self, slot: int) -> None:
+        # The stop signals wait (blocked) until the child has its own handlers: one that
+        # came sooner would run the parent's handler in the child, or kill it before its
+        # shutdown hooks. serve() installs the handlers, then unblocks them.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         pid = os.fork()
-        if pid == 0:  # the child: serve, then leave without running the parent's cleanup
+        if pid:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        else:  # the child: serve, then leave without running the parent's cleanup
             code = 0
             try:
                 os.close(self._wake_r)
                 os.close(self._wake_w)
-                for number in STOP_SIGNALS:
-                    signal.signal(number, signal.SIG_DFL)
                 self.serve_child(self.sock)
             except StartupFailed as failure:
                 print(failure, file=sys.stderr)
