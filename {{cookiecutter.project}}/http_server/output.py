@@ -64,9 +64,6 @@ class Output:
         self.chunked = False
         self.lock: threading.Lock | None = None  # guards the gathered items while streaming
 
-    def __bool__(self) -> bool:
-        return bool(self.queue)
-
     def write(self, data: bytes, more: bool = False) -> None:
         """Send ``data`` now, or queue what the socket does not take (never blocks).
 
