@@ -19,8 +19,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 APPS = BENCH / "apps"
-sys.path.insert(0, str(APPS))
-sys.path.insert(0, str(BENCH))
 
 http_server = pytest.importorskip("http_server")
 import asgi_app  # noqa: E402

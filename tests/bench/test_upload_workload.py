@@ -20,8 +20,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
-sys.path.insert(0, str(BENCH / "apps"))
-sys.path.insert(0, str(BENCH))
 
 http_server = pytest.importorskip("http_server")
 import report  # noqa: E402

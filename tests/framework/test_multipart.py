@@ -10,7 +10,6 @@ cuts mutated bodies anywhere, with small limits so that every limit is crossed.
 from __future__ import annotations
 
 import io
-import random
 import tempfile
 import tracemalloc
 from itertools import pairwise
@@ -35,10 +34,10 @@ from http_server.multipart import (
 from http_server.request import Requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.splits import splits
 
 BOUNDARY = b"xyz"
 A = 'form-data; name="a"'  # the Content-Disposition of a plain field
-SPLIT_SEEDS = (1, 2, 3, 4, 5)
 
 
 def part(disposition: str, data: bytes = b"", *headers: str) -> bytes:
@@ -57,16 +56,6 @@ def field(name: str, value: bytes = b"v") -> bytes:
 
 
 # --------------------------------------------------------------------------- harness
-
-
-def _splits(data: bytes):
-    yield "whole", [data]
-    yield "bytewise", [data[i : i + 1] for i in range(len(data))]
-    for seed in SPLIT_SEEDS:
-        rng = random.Random(seed)
-        count = min(len(data) - 1, rng.randint(1, 12))
-        cuts = sorted(rng.sample(range(1, len(data)), count)) if count > 0 else []
-        yield f"seed{seed}", [data[a:b] for a, b in pairwise([0, *cuts, len(data)])]
 
 
 def _feed(pieces: list[bytes], limits: FormLimits) -> tuple:
@@ -100,9 +89,9 @@ def _feed(pieces: list[bytes], limits: FormLimits) -> tuple:
 
 
 def parse(data: bytes, **limits) -> tuple:
-    """Parse ``data`` cut every way ``_splits`` knows; all must agree."""
+    """Parse ``data`` cut every way ``splits`` knows; all must agree."""
     limits = FormLimits(**limits)
-    outcomes = {name: _feed(pieces, limits) for name, pieces in _splits(data)}
+    outcomes = {name: _feed(pieces, limits) for name, pieces in splits(data)}
     differ = {name: o for name, o in outcomes.items() if o != outcomes["whole"]}
     assert not differ, f"the outcome depends on the split: {outcomes['whole']} vs {differ}"
     return outcomes["whole"]

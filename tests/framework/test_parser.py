@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from itertools import pairwise
 
 import pytest
 from corpus import HOST, INVALID, VALID, Parsed, http
 from http_server.errors import ProtocolError
 from http_server.parser import NEED_DATA, RequestBody, RequestHead, RequestParser
+from support.splits import splits
 
 # --------------------------------------------------------------------------- helpers
 
-SPLIT_SEEDS = (1, 2, 3, 4, 5)
 
 
 @dataclass(frozen=True)
@@ -75,18 +74,6 @@ def _normalise(event):
     return ("body", event.data, tuple(event.trailers))
 
 
-def _splits(data: bytes):
-    """(name, chunks) for every way an input is fed."""
-    yield "whole", [data]
-    yield "bytewise", [data[i : i + 1] for i in range(len(data))]
-    for seed in SPLIT_SEEDS:
-        rng = random.Random(seed)
-        count = min(len(data) - 1, rng.randint(1, 12))
-        cuts = sorted(rng.sample(range(1, len(data)), count)) if count > 0 else []
-        bounds = [0, *cuts, len(data)]
-        yield f"seed{seed}", [data[a:b] for a, b in pairwise(bounds)]
-
-
 def _feed(chunks: list[bytes], limits: dict) -> Outcome:
     parser = RequestParser(**limits)
     events = []
@@ -106,8 +93,8 @@ def _feed(chunks: list[bytes], limits: dict) -> Outcome:
 
 
 def parse(data: bytes, **limits) -> Outcome:
-    """Parse ``data`` cut every way ``_splits`` knows; all must agree. Returns the outcome."""
-    outcomes = {name: _feed(chunks, limits) for name, chunks in _splits(data)}
+    """Parse ``data`` cut every way ``splits`` knows; all must agree. Returns the outcome."""
+    outcomes = {name: _feed(chunks, limits) for name, chunks in splits(data)}
     whole = outcomes["whole"]
     differ = {name: o for name, o in outcomes.items() if o != whole}
     assert not differ, f"the result depends on how the input is split: whole={whole}, {differ}"
@@ -235,7 +222,7 @@ def test_long_chunked_body_fed_one_byte_at_a_time():
 def test_splits_cover_the_input_in_many_different_ways():
     """The helper itself: every split reassembles the input, and the splits differ."""
     data = http("GET / HTTP/1.1", HOST, "X-Padding: " + "p" * 50)
-    splits = dict(_splits(data))
-    assert all(b"".join(chunks) == data for chunks in splits.values())
-    assert all(all(chunks) for chunks in splits.values())  # no empty feeds
-    assert len({tuple(map(len, chunks)) for chunks in splits.values()}) == len(splits)
+    ways = dict(splits(data))
+    assert all(b"".join(chunks) == data for chunks in ways.values())
+    assert all(all(chunks) for chunks in ways.values())  # no empty feeds
+    assert len({tuple(map(len, chunks)) for chunks in ways.values()}) == len(ways)
