@@ -31,8 +31,8 @@ class Requests:
         self.target = target
         self.version = version
         self.headers = headers if headers is not None else Headers()
-        if isinstance(body, bytes):
-            self._body: bytes | None = body
+        if isinstance(body, (bytes, bytearray)):  # as the body setter takes it
+            self._body: bytes | None = bytes(body)
             self._file: BinaryIO | None = None
         else:  # a body spooled to a temporary file
             self._body = None
