@@ -6,10 +6,10 @@ what lets the in-process test client run the very same code as the server.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 import time
 from collections.abc import Callable
+from types import CoroutineType
 
 from .accesslog import logger
 from .errors import HTTPError, ProtocolError
@@ -21,7 +21,6 @@ from .response import Response, set_cookie_line
 from .url import Redirect, Router
 
 _loops = threading.local()
-_is_coroutine = inspect.iscoroutine
 
 
 def run_coroutine(coroutine):
@@ -74,7 +73,7 @@ class App:
     def _answer(self, request: Requests, response: Response) -> Response:
         request.app_state = self.app_state
         request.form_limits = self.form_limits
-        request.route = None  # the route or mount that answers it, once one matches
+        # request.route: None (Requests' default) until a route or mount matches.
         if request.target == "*":  # OPTIONS * asks about the server, not a resource
             response.headers["Allow"] = SERVER_METHODS
             response.send(b"", 200, None)
@@ -95,13 +94,15 @@ class App:
     def _dispatch(self, request: Requests, response: Response) -> Response:
         for middleware in self.middlewares:
             result = middleware(request, response)
-            if _is_coroutine(result):
-                result = run_coroutine(result)
-            if isinstance(result, Redirect):
-                result.apply(response)
-                return response
             if result is not None:
-                request, response = result
+                # A coroutine cannot be subclassed: comparing types is the whole test.
+                if type(result) is CoroutineType:
+                    result = run_coroutine(result)
+                if isinstance(result, Redirect):
+                    result.apply(response)
+                    return response
+                if result is not None:
+                    request, response = result
             if response.sent:
                 return response
 
@@ -119,7 +120,11 @@ class App:
             raise HTTPError(404)
         request.route = route
         result = route.view(request, response, **found)
-        if _is_coroutine(result):
+        if result is None:
+            if not response.sent:
+                raise RuntimeError(f"view {route.view.__name__} sent no response")
+            return response
+        if type(result) is CoroutineType:
             result = run_coroutine(result)
         if result is None:
             if not response.sent:
@@ -145,7 +150,7 @@ class App:
             try:
                 response.sent = False
                 result = handler(request, response, error)
-                if _is_coroutine(result):
+                if type(result) is CoroutineType:
                     run_coroutine(result)
                 if response.sent:
                     # send()'s default status must not turn an error into a success.
@@ -167,7 +172,7 @@ class App:
         try:
             for check in self.header_checks:
                 result = check(request)
-                if _is_coroutine(result):
+                if type(result) is CoroutineType:
                     run_coroutine(result)
             return None
         except HTTPError as refusal:

@@ -39,6 +39,9 @@ COMMON_REQUEST_LINE = re.compile(
     rb"(" + TCHAR + rb"+) (/[" + _PATH_CHARS.replace(b"%", b"") + rb"]*(?:\?["
     + _PATH_CHARS + rb"?\[\]{}|\\^`]*)?) HTTP/1\.([01])"
 )
+# The same, as text (a head decoded as latin-1) and with its CRLF: matched at the start of
+# a head, it also tells where the field lines begin.
+COMMON_REQUEST_LINE_TEXT = re.compile(COMMON_REQUEST_LINE.pattern.decode("ascii") + r"\r\n")
 # In the path, "%" must start a pct-encoded octet.
 BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 # A percent-encoded control character (%00-%1F, %7F) in the path: refused, so that no route

@@ -144,31 +144,33 @@ class RequestParser:
         if (size > self.max_header_size or buf.find(b"\r\n", 0, size) > self.max_request_line
                 or buf.count(b"\n", 0, size) != buf.count(b"\r\n", 0, size)):
             self._raise_earliest_violation(size)
-        head = bytes(buf[: end + 2])  # the request line and fields, each ending in CRLF
+        # The request line and fields, each ending in CRLF, decoded once: latin-1 maps
+        # each byte to one character, so the grammar's byte classes hold as they are.
+        head = buf[: end + 2].decode("latin-1")
         del buf[: end + 4]
         self._scanned = 0
         self._empty_lines = 0
-        line_end = head.find(b"\r\n")
-        request_line = head[:line_end]
-        fields = head[line_end + 2 :]
-        count = fields.count(b"\r\n")
+        count = head.count("\r\n") - 1  # the field lines
         if count > self.max_header_count:
             raise HeaderFieldsTooLarge("too many header fields")
-        common = grammar.COMMON_REQUEST_LINE.fullmatch(request_line)
-        if common is not None and common.group(1) != b"CONNECT":
+        common = grammar.COMMON_REQUEST_LINE_TEXT.match(head)
+        if common is not None and common.group(1) != "CONNECT":
             method, target, minor = common.groups()
-            self.method = method = method.decode("ascii")
-            target = target.decode("ascii")
-            version = "HTTP/1.1" if minor == b"1" else "HTTP/1.0"
+            self.method = method
+            version = "HTTP/1.1" if minor == "1" else "HTTP/1.0"
             self._authority = None
+            fields_start = common.end()
         else:
-            method, target, version = self._parse_request_line(request_line)
+            line_end = head.find("\r\n")
+            method, target, version = self._parse_request_line(
+                head[:line_end].encode("latin-1"))
+            fields_start = line_end + 2
 
         # Every field line at once, matched from the start of its line to its CRLF: as
         # many matches as lines means every line is a valid field (grammar.FIELD_LINES).
-        pairs = grammar.FIELD_LINES.findall(fields.decode("latin-1"))
+        pairs = grammar.FIELD_LINES.findall(head, fields_start)
         if len(pairs) != count:
-            for line in fields.split(b"\r\n"):
+            for line in head[fields_start:].encode("latin-1").split(b"\r\n"):
                 if grammar.FIELD_LINE.fullmatch(line) is None:
                     raise BadRequest(_why_field_is_bad(line))
         headers = [(name.lower(), value) for name, value in pairs]

@@ -18,6 +18,11 @@ __all__ = ["Headers", "Requests"]
 class Requests:
     """One HTTP request. Parsing of the query string, cookies and body is lazy."""
 
+    # Set by the dispatcher: the server's ``state``, and the route or static mount
+    # that answers (None until one matches).
+    app_state = None
+    route = None
+
     def __init__(
         self,
         method: str,
@@ -38,7 +43,6 @@ class Requests:
             self._body = None
             self._file = body
         self.remote_addr = remote_addr
-        self.app_state = None  # the server's ``state``, set by the dispatcher
         raw_path, _, self.query_string = target.partition("?")
         self.path = unquote(raw_path) if "%" in raw_path else raw_path
         self._query: dict[str, list[str]] | None = None
