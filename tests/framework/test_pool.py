@@ -86,14 +86,39 @@ def test_a_done_thread_gives_its_extra_place_back(make_pool):
     assert places(pool) == pool_module.ACTIVE_THREADS
 
 
-def test_housekeeping_checks_often_while_serving_and_rarely_once_quiet(make_pool):
+def test_housekeeping_looks_when_the_longest_serving_thread_would_be_blocked(make_pool):
+    pool = make_pool(threads=16)
+    after = pool_module.BLOCKED_AFTER
+    serving_since(pool, [0.0])
+    assert pool.housekeeping_interval() == pytest.approx(after)
+    serving_since(pool, [0.0, after * 0.75])  # the second began earlier: it comes first
+    assert pool.housekeeping_interval() == pytest.approx(after * 0.25)
+    assert not pool.dozing
+
+
+def test_a_thread_already_counted_as_blocked_does_not_make_housekeeping_spin(make_pool):
+    pool = make_pool(threads=16)
+    after = pool_module.BLOCKED_AFTER
+    serving_since(pool, [after * 10, after * 10])
+    pool.relieve_blocked()
+    assert pool.housekeeping_interval() == pytest.approx(after)
+    serving_since(pool, [after * 10, after * 10, after * 0.5])
+    assert pool.housekeeping_interval() == pytest.approx(after * 0.5)
+
+
+def test_housekeeping_never_waits_less_than_its_soonest_check(make_pool):
+    pool = make_pool(threads=16)
+    serving_since(pool, [pool_module.BLOCKED_AFTER])  # blocked from this very instant
+    assert pool.housekeeping_interval() == pool_module.SOONEST_CHECK
+
+
+def test_housekeeping_checks_rarely_once_quiet(make_pool):
     pool = make_pool(threads=16)
     serving_since(pool, [0.0])
-    assert pool.housekeeping_interval() == pool_module.BLOCKED_CHECK
-    assert not pool.dozing
+    pool.housekeeping_interval()
     pool.serving.clear()
     # Just after the last request: still often, a burst may follow.
-    assert pool.housekeeping_interval() == pool_module.BLOCKED_CHECK
+    assert pool.housekeeping_interval() == pytest.approx(pool_module.BLOCKED_AFTER)
     pool.clock.now += pool_module.QUIET_AFTER * 2  # quiet for longer than QUIET_AFTER
     assert pool.housekeeping_interval() == pool_module.IDLE_CHECK
     assert pool.dozing  # so the next thread to take an event wakes housekeeping
@@ -103,5 +128,5 @@ def test_a_thread_that_begins_to_serve_is_seen_even_while_dozing(make_pool):
     pool = make_pool(threads=16)
     pool.busy_until = pool.clock() - 1
     serving_since(pool, [0.0])
-    assert pool.housekeeping_interval() == pool_module.BLOCKED_CHECK
+    assert pool.housekeeping_interval() == pytest.approx(pool_module.BLOCKED_AFTER)
     assert not pool.dozing

@@ -37,10 +37,11 @@ ACCEPTS_PER_EVENT = 64
 EVENTS_PER_WAIT = 16  # ready sockets taken from the poller in one call, shared via `ready`
 ACTIVE_THREADS = 2
 BLOCKED_AFTER = 0.002  # seconds on one event after which a thread counts as blocked
-# How often housekeeping looks for blocked threads: every BLOCKED_CHECK while
-# threads serve, every IDLE_CHECK once none has for QUIET_AFTER (an idle server
-# stays near 0% CPU); then the first thread to serve again wakes it at once.
-BLOCKED_CHECK = 0.001
+# When housekeeping looks for blocked threads: while threads serve, at the moment
+# the one serving longest would count as blocked (not on a fixed tick: each wake-up
+# costs the serving threads a switch); every IDLE_CHECK once none has served for
+# QUIET_AFTER (an idle server stays near 0% CPU), until the first to serve wakes it.
+SOONEST_CHECK = 0.0002
 IDLE_CHECK = 0.02
 QUIET_AFTER = 0.05
 
@@ -156,16 +157,26 @@ class WorkerPool:
         return False
 
     def housekeeping_interval(self) -> float:
-        """From housekeeping: how long it may wait before calling relieve_blocked again."""
+        """From housekeeping: how long it may wait before calling relieve_blocked again.
+
+        Until the thread serving longest, of those not yet counted as blocked, reaches
+        ``BLOCKED_AFTER``; with none, ``BLOCKED_AFTER`` (a thread that begins now is
+        blocked no sooner), or ``IDLE_CHECK`` once the pool has been quiet.
+        """
         now = self.clock()
-        if self.serving:
+        starts = list(self.serving.values())  # a copy: the threads change the table
+        if starts:
             self.busy_until = now + QUIET_AFTER
+            not_yet_blocked = [since for since in starts if now - since <= BLOCKED_AFTER]
+            if not_yet_blocked:
+                return max(min(not_yet_blocked) + BLOCKED_AFTER - now, SOONEST_CHECK)
+            return BLOCKED_AFTER
         if now < self.busy_until:
-            return BLOCKED_CHECK
+            return BLOCKED_AFTER
         self.dozing = True
         if self.serving:  # a thread began to serve before it could see `dozing`
             self.dozing = False
-            return BLOCKED_CHECK
+            return BLOCKED_AFTER
         return IDLE_CHECK
 
     def relieve_blocked(self) -> None:
