@@ -234,23 +234,28 @@ class Connection:
                     self.out.write(CONTINUE)
                 return True
             if type(event) is RequestHead:
-                self.head = event
                 if self.context.header_checks and not self._passes_checks(event):
                     return False
-                self.expect_pending = event.expect_continue
-                continue
-            head = self.head
-            self.head = None
+                if parser.skip_empty_body():  # the usual case: answered without a body event
+                    head, body, trailers = event, b"", None
+                else:
+                    self.head = event
+                    self.expect_pending = event.expect_continue
+                    continue
+            else:
+                head, body, trailers = self.head, event.data, event.trailers
+                self.head = None
+                self.expect_pending = False
             self.head_started = self.body_started = None
-            self.expect_pending = False
             request = self.checked
             if request is not None:
                 self.checked = None
-                request.body = event.data
+                request.body = body
             else:
                 request = Requests(head.method, head.target, head.version,
-                                   Headers.from_wire(head.headers), event.data, self.remote)
-            request.trailers = event.trailers
+                                   Headers.from_wire(head.headers), body, self.remote)
+            if trailers:
+                request.trailers = trailers
             self.answered = True
             if not self.respond(request, head.keep_alive):
                 return False

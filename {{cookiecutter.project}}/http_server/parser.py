@@ -97,6 +97,14 @@ class RequestParser:
         """Bytes of the current body read so far (de-chunked)."""
         return self._body.size
 
+    def skip_empty_body(self) -> bool:
+        """Right after a ``RequestHead``: True if the request has no body, and the parser
+        is then ready for the next request, its empty ``RequestBody`` taken as read."""
+        if self._state == _NO_BODY:
+            self._state = _HEAD
+            return True
+        return False
+
     def close(self) -> None:
         """Drop a body still being read (the connection is closing)."""
         self._body.discard()
