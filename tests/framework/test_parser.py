@@ -226,3 +226,16 @@ def test_splits_cover_the_input_in_many_different_ways():
     assert all(b"".join(chunks) == data for chunks in ways.values())
     assert all(all(chunks) for chunks in ways.values())  # no empty feeds
     assert len({tuple(map(len, chunks)) for chunks in ways.values()}) == len(ways)
+
+
+def test_skip_empty_body_finishes_a_request_without_a_body_at_once():
+    parser = RequestParser()
+    parser.feed(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+    assert isinstance(parser.next_event(), RequestHead)
+    assert parser.skip_empty_body()  # no RequestBody event: the next request comes next
+    head = parser.next_event()
+    assert head.method == "POST" and not parser.skip_empty_body()
+    body = parser.next_event()  # a body that is there is never skipped
+    assert isinstance(body, RequestBody) and body.data == b"ok"
+    assert parser.next_event() is NEED_DATA and not parser.in_request
