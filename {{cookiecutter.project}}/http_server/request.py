@@ -22,6 +22,10 @@ class Requests:
     # that answers (None until one matches).
     app_state = None
     route = None
+    # What is parsed on first use (None: not yet); defaults here cost a request nothing.
+    _query: dict[str, list[str]] | None = None
+    _cookies: dict[str, str] | None = None
+    _form: MultiDict | None = None
 
     def __init__(
         self,
@@ -45,9 +49,6 @@ class Requests:
         self.remote_addr = remote_addr
         raw_path, _, self.query_string = target.partition("?")
         self.path = unquote(raw_path) if "%" in raw_path else raw_path
-        self._query: dict[str, list[str]] | None = None
-        self._cookies: dict[str, str] | None = None
-        self._form: dict[str, str] | None = None
         self.trailers: list[tuple[str, str]] = []
 
     # -- the seed's calls -------------------------------------------------

@@ -54,7 +54,11 @@ def check_header(name: str, value: str) -> None:
             raise ValueError(f"invalid header name {name!r}")
         if len(_CHECKED_NAMES) < 1024:  # a bound, since a view might use request data
             _CHECKED_NAMES.add(name)
-    if not isinstance(value, str) or grammar.SAFE_HEADER_VALUE.fullmatch(value) is None:
+    if not isinstance(value, str):
+        raise ValueError(f"invalid characters in the value of header {name!r}")
+    # Printable ASCII is always safe: the usual value needs no regex.
+    if not (value.isascii() and value.isprintable()) and (
+            grammar.SAFE_HEADER_VALUE.fullmatch(value) is None):
         raise ValueError(f"invalid characters in the value of header {name!r}")
 
 
@@ -67,7 +71,7 @@ class ResponseHeaders(Headers):
         if not isinstance(value, str):
             value = str(value)
         check_header(key, value)
-        super().__setitem__(key, value)
+        Headers.__setitem__(self, key, value)  # not super(): this runs for every header set
 
 
 class Cookie:
