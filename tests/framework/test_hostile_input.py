@@ -198,6 +198,38 @@ def test_the_sweep_still_closes_an_idle_connection_past_its_deadline(serve, clie
     assert conn.wait_closed() == b""
 
 
+def test_a_client_that_sends_and_never_reads_is_closed_past_its_send_deadline(
+        serve, client, monkeypatch):
+    # Pipelined requests for a large answer, never read: the answers fill the socket and
+    # wait, and so does the client's further input. Waiting input must not keep the
+    # connection from its deadline, as it does for an idle connection (test above).
+    monkeypatch.setattr(connection_module, "SEND_TIMEOUT", 0.2)
+    live, server, _ = serve()
+    conn = client(live)
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    body = b"x" * 1_000_000
+    request = request_bytes("POST", "/echo", body=body)
+    conn.sock.settimeout(0.5)
+    try:
+        for _ in range(40):  # until the server stops reading and the sends stall
+            conn.sock.sendall(request)
+    except (TimeoutError, OSError):
+        pass
+    # Housekeeping's own sweep closes it once its deadline has passed.
+    wait_until(lambda: server_side(server, conn) is None)
+
+
+def test_a_request_followed_by_the_end_of_input_is_answered_and_closed(serve, client):
+    # The end of input arrives with the request: the server must read it now, since no
+    # later event says it came.
+    live, server, _ = serve(keep_alive_timeout=30)
+    conn = client(live)
+    conn.send(request_bytes("GET", "/hello"))
+    conn.sock.shutdown(socket.SHUT_WR)
+    assert conn.read_response().body == HELLO
+    assert conn.wait_closed(timeout=5) == b""
+
+
 def test_a_head_trickling_in_past_its_deadline_gets_408_when_read(serve, client):
     live, server, gate = serve(threads=1, header_timeout=0.05)
     conn = client(live)

@@ -90,7 +90,8 @@ class Context:
 class Connection:
     __slots__ = (
         "sock", "fd", "remote", "context", "on_close", "parser", "head", "checked",
-        "expect_pending", "deadline", "head_started", "body_started", "parked", "out",
+        "expect_pending", "deadline", "head_started", "body_started", "parked", "again",
+        "peer_closed", "out",
         "closing", "linger", "lingering", "answered", "accepted_at", "spoke", "send_started",
         "sent_before",
     )
@@ -113,7 +114,9 @@ class Connection:
         self.accepted_at = time.monotonic()
         self.spoke = False  # the client has sent something
         self.deadline = self.accepted_at + context.header_timeout
-        self.parked = False
+        self.parked = False  # waiting in the poller, not served by a thread (pool.py)
+        self.again = False  # an event came while a thread served it (pool.py)
+        self.peer_closed = False  # the client closed its side: read its input to the end
         self.out = Output(sock)
         self.closing = False  # close once the queued output is sent
         self.linger = False  # when closing, read the client out first (after an error)
@@ -159,8 +162,11 @@ class Connection:
                 parser.feed(data)
                 if not self._answer_ready_requests():
                     return self._finish()
-                if len(data) < READ_SIZE:
-                    break  # the kernel buffer is most likely empty: skip a futile recv
+                if len(data) < READ_SIZE and not self.peer_closed:
+                    # The kernel buffer is empty: skip a futile recv. Input that comes
+                    # later is reported by the poller; an end of input that came already
+                    # would not be, hence peer_closed.
+                    break
         except (ConnectionClosed, OSError):
             return self.close()
         if queued:

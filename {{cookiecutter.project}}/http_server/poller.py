@@ -1,12 +1,17 @@
-"""Readiness of many sockets, shared by the worker threads, one ready socket per thread.
+"""Readiness of many sockets, shared by the worker threads.
 
-Each socket is armed for one event: once it is reported ready it is not
-reported again until the thread that took it calls ``rearm``. So any number
-of threads may wait at once, and no two ever get the same connection.
+``wait`` reports ``(fd, peer_closed)`` for each socket on which something new
+happened: input arrived (``peer_closed``: the client has also finished sending,
+so the connection must read to the end of its input), or, once output waits
+for the client, the socket can take more. The worker pool makes sure that no
+two threads serve one connection at once (pool.py). The listening socket is
+armed for one event at a time: once reported, not again until the thread that
+took it calls ``rearm_listener``.
 
-On Linux this is epoll with ``EPOLLONESHOT`` (threads wait in the kernel
-itself, no hand-off between threads). Elsewhere a selector emulates it: one
-thread at a time waits, and re-arming wakes it through a pipe.
+On Linux this is epoll: edge-triggered for connections, so a connection served
+and left waiting costs no system call, and ``EPOLLONESHOT`` for the listening
+socket. Elsewhere a selector emulates it: each socket is armed for one event,
+one thread at a time waits, and re-arming wakes it through a pipe.
 """
 
 from __future__ import annotations
@@ -16,33 +21,53 @@ import select
 import selectors
 import threading
 
+# Reported with an event when the client has closed (or reset) its side.
+_PEER_CLOSED = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR if hasattr(
+    select, "EPOLLRDHUP") else 0
+
 
 class EpollPoller:
     def __init__(self) -> None:
         self._epoll = select.epoll()
-        self._read = select.EPOLLIN | select.EPOLLONESHOT
-        self._write = select.EPOLLOUT | select.EPOLLONESHOT
+        self._input = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLET
+        self._input_output = self._input | select.EPOLLOUT
+        self._listener = select.EPOLLIN | select.EPOLLONESHOT
+        self._writers: set[int] = set()  # connections watched for writability too
+
+    def register_listener(self, fd: int) -> None:
+        self._epoll.register(fd, self._listener)
+
+    def rearm_listener(self, fd: int) -> None:
+        self._epoll.modify(fd, self._listener)
 
     def register(self, fd: int) -> None:
-        self._epoll.register(fd, self._read)
+        self._epoll.register(fd, self._input)
 
     def rearm(self, fd: int, writable: bool = False) -> None:
-        """Arm ``fd`` for its next event: readable, or writable when output is queued."""
-        self._epoll.modify(fd, self._write if writable else self._read)
+        """After a thread served ``fd``: watch it for writability too once output waits.
+
+        Edge-triggered, a connection needs nothing else: new input is reported
+        whenever it arrives. Writability, once watched, stays watched: it is reported
+        only when a socket that was full can take more.
+        """
+        if writable and fd not in self._writers:
+            self._writers.add(fd)
+            self._epoll.modify(fd, self._input_output)  # reported at once if writable now
 
     def unregister(self, fd: int) -> None:
+        self._writers.discard(fd)
         try:
             self._epoll.unregister(fd)
         except (OSError, ValueError):
             pass  # already gone: closing twice must be harmless
 
-    def wait(self, timeout: float, most: int) -> list[int]:
-        """The descriptors of up to ``most`` ready sockets; empty after ``timeout`` seconds."""
+    def wait(self, timeout: float, most: int) -> list[tuple[int, bool]]:
+        """``(fd, peer_closed)`` for up to ``most`` ready sockets; empty after ``timeout`` s."""
         try:
             events = self._epoll.poll(timeout, most)
         except (OSError, ValueError):  # closed while we waited: the server is stopping
             return []
-        return [fd for fd, _ in events]
+        return [(fd, mask & _PEER_CLOSED != 0) for fd, mask in events]
 
     def close(self) -> None:
         self._epoll.close()
@@ -67,6 +92,8 @@ class SelectorPoller:
         self._wake()
 
     rearm = register
+    register_listener = register
+    rearm_listener = register
 
     def unregister(self, fd: int) -> None:
         with self._changes:
@@ -81,7 +108,7 @@ class SelectorPoller:
         except (BlockingIOError, OSError):
             pass
 
-    def wait(self, timeout: float, most: int) -> list[int]:
+    def wait(self, timeout: float, most: int) -> list[tuple[int, bool]]:
         if not self._lock.acquire(timeout=timeout):
             return []
         try:
@@ -96,7 +123,8 @@ class SelectorPoller:
                         pass
                     continue
                 self.unregister(key.fd)  # one event per arming, like EPOLLONESHOT
-                ready.append(key.fd)
+                # Level-triggered once re-armed: input left unread is reported again.
+                ready.append((key.fd, False))
                 if len(ready) == most:
                     break
             return ready

@@ -1,13 +1,15 @@
 """The worker threads of one process, and the connections they share.
 
-Every worker waits on the same poller. The listening socket and each idle
-connection are armed for one event; the thread that receives it accepts, or
-serves the connection from first byte to last (see connection.py), then
-re-arms it. No request is ever handed from one thread to another.
+Every worker waits on the same poller. The thread that receives an event
+accepts, or serves the connection from first byte to last (see connection.py),
+then parks it: leaves it to the poller until something new happens on it. No
+request is ever handed from one thread to another.
 
-``lock`` guards the table of connections and each connection's ``parked``
-flag, so that the housekeeping thread that closes expired connections and a
-worker that just received an event for one never both own it.
+``lock`` guards the table of connections and each connection's ``parked`` and
+``again`` flags. One thread at a time serves a connection: an event that comes
+while it does is noted in ``again``, and the same thread serves it once more
+before parking it. And the housekeeping thread that closes expired connections
+and a worker that just received an event for one never both own it.
 
 Only a few threads take events at once (``ACTIVE_THREADS``): on one core,
 more threads running Python only fight over the GIL, and the loser's
@@ -73,7 +75,7 @@ class WorkerPool:
         self.extra_slots = 0  # places added because threads were blocked
         self.slot_lock = threading.Lock()
         self.serving: dict[int, float] = {}  # thread ident -> when it took its event
-        self.busy_until = 0.0  # housekeeping checks every BLOCKED_CHECK until then
+        self.busy_until = 0.0  # housekeeping checks at least every BLOCKED_AFTER until then
         self.dozing = False  # housekeeping checks rarely: the next thread to serve wakes it
         self.connections: dict[int, Connection] = {}
         self.running = False
@@ -84,7 +86,7 @@ class WorkerPool:
         self.listener.setblocking(False)
         self.running = True
         self.accepting = True
-        self.poller.register(self.listener_fd)
+        self.poller.register_listener(self.listener_fd)
         for number in range(self.thread_count):
             thread = threading.Thread(target=self._work, name=f"http-worker-{number}", daemon=True)
             thread.start()
@@ -107,46 +109,53 @@ class WorkerPool:
                 # Leader/followers: one thread waits for the poller, the others
                 # wait for that thread, so an event wakes one thread, not all.
                 with leader:
-                    fd = self._next_ready()
-                if fd is not None:
+                    event = self._next_ready()
+                if event is not None:
                     serving[me] = clock()
                     if self.dozing:
                         self.dozing = False
                         self.wake_housekeeping()
                     try:
-                        self._handle(fd)
+                        self._handle(*event)
                     finally:
                         del serving[me]
                 if self.extra_slots and self._give_back_extra_slot():
                     break
 
-    def _next_ready(self) -> int | None:
-        """A ready socket: one already reported, or the first of a new batch (leader only)."""
+    def _next_ready(self) -> tuple[int, bool] | None:
+        """A ready socket and whether its peer has closed: one already reported, or the
+        first of a new batch (leader only)."""
         ready = self.ready
         if ready:
             return ready.popleft()
-        fds = self.poller.wait(1.0, EVENTS_PER_WAIT)
-        if not fds:
+        events = self.poller.wait(1.0, EVENTS_PER_WAIT)
+        if not events:
             return None
-        ready.extend(fds[1:])  # for the next free thread: one system call, many events
-        return fds[0]
+        ready.extend(events[1:])  # for the next free thread: one system call, many events
+        return events[0]
 
-    def _handle(self, fd: int) -> None:
+    def _handle(self, fd: int, peer_closed: bool) -> None:
         if fd == self.listener_fd:
             self._accept()
             return
         with self.lock:
             connection = self.connections.get(fd)
-            if connection is None or not connection.parked:
+            if connection is None:
                 return  # closed by housekeeping after the event was reported
+            if peer_closed:
+                connection.peer_closed = True  # read to the end: no event will say so again
+            if not connection.parked:
+                connection.again = True  # another thread serves it: it looks once more
+                return
             connection.parked = False
-        try:
-            keep = connection.serve()
-        except Exception:
-            logger.error("unexpected error serving %s", connection.remote, exc_info=True)
-            keep = connection.close()
-        if keep:
-            self.park(connection)
+        while True:
+            try:
+                keep = connection.serve()
+            except Exception:
+                logger.error("unexpected error serving %s", connection.remote, exc_info=True)
+                keep = connection.close()
+            if not keep or self.park(connection):
+                return
 
     def _give_back_extra_slot(self) -> bool:
         """Shrink back by one place (the blocked thread is done); True if this thread did."""
@@ -189,13 +198,18 @@ class WorkerPool:
                 self.extra_slots += 1
                 self.slots.release()
 
-    def park(self, connection: Connection) -> None:
-        """Give the connection back to the poller until the client sends more, or can take more."""
+    def park(self, connection: Connection) -> bool:
+        """Give the connection back to the poller until the client sends more, or can take
+        more. False: an event came for it meanwhile, and the caller must serve it again."""
         with self.lock:
             if self.connections.get(connection.fd) is not connection:
-                return
+                return True
+            if connection.again:
+                connection.again = False
+                return False
             connection.parked = True
             self.poller.rearm(connection.fd, connection.wants_write)
+        return True
 
     def forget(self, connection: Connection) -> None:
         """Drop a connection that is about to be closed (its socket is still open)."""
@@ -220,7 +234,7 @@ class WorkerPool:
         finally:
             with self.lock:
                 if self.accepting:
-                    self.poller.rearm(self.listener_fd)
+                    self.poller.rearm_listener(self.listener_fd)
 
     def _add(self, sock: socket.socket, address) -> None:
         sock.setblocking(False)
@@ -258,9 +272,12 @@ class WorkerPool:
                     # just accepted whose request may still be on its way.
                     if not connection.has_input() and not connection.just_accepted(now):
                         expired.append(connection)
-                elif connection.deadline <= now and not connection.has_input():
+                elif connection.deadline <= now and (connection.wants_write
+                                                     or not connection.has_input()):
                     # Input waiting means its event is on its way to a thread that is
                     # busy: the client is not idle, and its request must not be lost.
+                    # Unless the answer before it waits for the client to read: a client
+                    # that sends and never reads is past its deadline all the same.
                     expired.append(connection)
             for connection in expired:
                 connection.parked = False
