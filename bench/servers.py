@@ -111,12 +111,13 @@ class Server:
 
     def __init__(self, name: str, static_dir: Path, *, pin: bool = True, workers: int = 1,
                  env: dict[str, str | None] | None = None, wrapper: list[str] = (),
-                 tag: str = ""):
+                 tag: str = "", extra_args: list[str] = ()):
         self.name = name
         self.env = env or {}  # added to the environment; None removes the variable
         self.port = free_port()
         # wrapper: what the server runs under (valgrind for the instruction counts).
-        self.cmd = [*wrapper, *server_command(name, self.port, static_dir, workers)]
+        # extra_args: appended to the server's own command line.
+        self.cmd = [*wrapper, *server_command(name, self.port, static_dir, workers), *extra_args]
         if pin:
             self.cmd = ["taskset", "-c", SERVER_CORE, *self.cmd]
         log_dir = WORK / "logs"

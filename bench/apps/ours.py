@@ -1,7 +1,7 @@
 """The tiny app (see tiny.py) on our own server, http_server, imported from the template folder.
 
     python bench/apps/ours.py --port 8000 [--threads 16] [--workers 1] [--access-log]
-                              [--static DIR]
+                              [--static DIR] [--blocked-after SECONDS]
 """
 
 import argparse
@@ -77,6 +77,7 @@ def main(argv=None):
     parser.add_argument("--keep-alive-timeout", type=float, default=30.0)
     parser.add_argument("--max-connections", type=int, default=10000)
     parser.add_argument("--graceful-timeout", type=float, default=5.0)
+    parser.add_argument("--blocked-after", type=float, default=0.002)
     args = parser.parse_args(argv)
     server = WebServer(
         host="127.0.0.1",
@@ -88,6 +89,7 @@ def main(argv=None):
         keep_alive_timeout=args.keep_alive_timeout,
         max_connections=args.max_connections,
         graceful_timeout=args.graceful_timeout,
+        blocked_after=args.blocked_after,
     )
     server.Middlewares.append(pid_header)
     if args.static:

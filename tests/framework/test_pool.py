@@ -12,6 +12,7 @@ import pytest
 from http_server import WebServer
 from http_server import pool as pool_module
 from http_server.pool import WorkerPool
+from http_server.testing import LiveServer
 
 
 class Clock:
@@ -28,12 +29,13 @@ class Clock:
 def make_pool():
     made = []
 
-    def make(threads: int) -> WorkerPool:
+    def make(threads: int, blocked_after: float = pool_module.BLOCKED_AFTER) -> WorkerPool:
         server = WebServer(host="127.0.0.1", port=0, route=[], threads=threads, access_log=False)
         sock = server.bind()
         pool = WorkerPool(server.connection_context(), sock, threads,
                           max_connections=server.max_connections,
-                          wake_housekeeping=server.wake_housekeeping, clock=Clock())
+                          wake_housekeeping=server.wake_housekeeping, clock=Clock(),
+                          blocked_after=blocked_after)
         made.append((pool, sock))
         return pool
 
@@ -130,3 +132,21 @@ def test_a_thread_that_begins_to_serve_is_seen_even_while_dozing(make_pool):
     serving_since(pool, [0.0])
     assert pool.housekeeping_interval() == pytest.approx(pool_module.BLOCKED_AFTER)
     assert not pool.dozing
+
+
+def test_blocked_after_sets_when_a_thread_counts_as_blocked(make_pool):
+    pool = make_pool(threads=16, blocked_after=0.5)
+    serving_since(pool, [0.4, 0.1])
+    pool.relieve_blocked()
+    assert places(pool) == pool_module.ACTIVE_THREADS  # 0.4 s is not blocked at 0.5
+    assert pool.housekeeping_interval() == pytest.approx(0.1)
+    serving_since(pool, [0.6, 0.1])
+    pool.relieve_blocked()
+    assert places(pool) == pool_module.ACTIVE_THREADS + 1
+
+
+def test_the_blocked_after_setting_reaches_the_pool():
+    server = WebServer(host="127.0.0.1", port=0, route=[], access_log=False,
+                       blocked_after=0.25)
+    with LiveServer(server):
+        assert server.pool.blocked_after == 0.25

@@ -343,10 +343,12 @@ def test_webserver_bad_port_raises_config_error_naming_port():
         ({"THREADS": "1e3"}, "THREADS"),
         ({"GRACEFUL_TIMEOUT": "nan"}, "GRACEFUL_TIMEOUT"),
         ({"ACCESS_LOG": "maybe"}, "ACCESS_LOG"),
+        ({"BLOCKED_AFTER": "0"}, "BLOCKED_AFTER"),
     ],
     ids=["port-abc", "port-plus", "port-arabic-digits", "port-too-big", "workers-0",
          "log-format-xml", "keep-alive-negative", "port-hex", "port-underscore",
-         "port-newline", "threads-exponent", "graceful-nan", "access-log-maybe"],
+         "port-newline", "threads-exponent", "graceful-nan", "access-log-maybe",
+         "blocked-after-0"],
 )
 def test_settings_from_env_rejects_bad_values(environ, setting):
     with pytest.raises(ConfigError) as caught:

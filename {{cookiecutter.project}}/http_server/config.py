@@ -215,6 +215,9 @@ SETTINGS: dict[str, tuple[object, Callable]] = {
     # once it has had SEND_TIMEOUT; 0 turns the rule off.
     "min_download_rate": (1024, _integer(0, 2**40)),
     "max_form_parts": (1000, _integer(1, 1_000_000)),
+    # Seconds a thread may spend on one event before it counts as blocked (a view
+    # waiting on a database), and another thread starts taking events (pool.py).
+    "blocked_after": (0.002, _seconds(0.0001)),
 }
 
 

@@ -14,7 +14,7 @@ and a worker that just received an event for one never both own it.
 Only a few threads take events at once (``ACTIVE_THREADS``): on one core,
 more threads running Python only fight over the GIL, and the loser's
 requests wait. The rest are there for views that block (a database, another
-service): a thread busy with one event for longer than ``BLOCKED_AFTER`` counts
+service): a thread busy with one event for longer than ``blocked_after`` counts
 as blocked, and the
 housekeeping thread opens one more place for each, so that ``ACTIVE_THREADS``
 places are always held by threads that can take events. A thread gives its
@@ -38,7 +38,7 @@ from .response import Response
 ACCEPTS_PER_EVENT = 64
 EVENTS_PER_WAIT = 16  # ready sockets taken from the poller in one call, shared via `ready`
 ACTIVE_THREADS = 2
-BLOCKED_AFTER = 0.002  # seconds on one event after which a thread counts as blocked
+BLOCKED_AFTER = 0.002  # the default of blocked_after (the BLOCKED_AFTER setting), seconds
 # When housekeeping looks for blocked threads: while threads serve, at the moment
 # the one serving longest would count as blocked (not on a fixed tick: each wake-up
 # costs the serving threads a switch); every IDLE_CHECK once none has served for
@@ -53,13 +53,16 @@ class WorkerPool:
 
     ``wake_housekeeping`` interrupts the main thread's wait (see
     ``housekeeping_interval``); ``clock`` is the clock that times the threads'
-    events (a test passes its own).
+    events (a test passes its own); a thread on one event for longer than
+    ``blocked_after`` seconds counts as blocked.
     """
 
     def __init__(self, context: Context, listener: socket.socket, threads: int, *,
                  max_connections: int, wake_housekeeping: Callable[[], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 blocked_after: float = BLOCKED_AFTER) -> None:
         self.context = context
+        self.blocked_after = blocked_after
         self.max_connections = max_connections
         self.wake_housekeeping = wake_housekeeping
         self.clock = clock
@@ -75,7 +78,7 @@ class WorkerPool:
         self.extra_slots = 0  # places added because threads were blocked
         self.slot_lock = threading.Lock()
         self.serving: dict[int, float] = {}  # thread ident -> when it took its event
-        self.busy_until = 0.0  # housekeeping checks at least every BLOCKED_AFTER until then
+        self.busy_until = 0.0  # housekeeping checks at least every blocked_after until then
         self.dozing = False  # housekeeping checks rarely: the next thread to serve wakes it
         self.connections: dict[int, Connection] = {}
         self.running = False
@@ -169,29 +172,31 @@ class WorkerPool:
         """From housekeeping: how long it may wait before calling relieve_blocked again.
 
         Until the thread serving longest, of those not yet counted as blocked, reaches
-        ``BLOCKED_AFTER``; with none, ``BLOCKED_AFTER`` (a thread that begins now is
+        ``blocked_after``; with none, ``blocked_after`` (a thread that begins now is
         blocked no sooner), or ``IDLE_CHECK`` once the pool has been quiet.
         """
         now = self.clock()
+        after = self.blocked_after
         starts = list(self.serving.values())  # a copy: the threads change the table
         if starts:
             self.busy_until = now + QUIET_AFTER
-            not_yet_blocked = [since for since in starts if now - since <= BLOCKED_AFTER]
+            not_yet_blocked = [since for since in starts if now - since <= after]
             if not_yet_blocked:
-                return max(min(not_yet_blocked) + BLOCKED_AFTER - now, SOONEST_CHECK)
-            return BLOCKED_AFTER
+                return max(min(not_yet_blocked) + after - now, SOONEST_CHECK)
+            return after
         if now < self.busy_until:
-            return BLOCKED_AFTER
+            return after
         self.dozing = True
         if self.serving:  # a thread began to serve before it could see `dozing`
             self.dozing = False
-            return BLOCKED_AFTER
+            return after
         return IDLE_CHECK
 
     def relieve_blocked(self) -> None:
         """From housekeeping: open a place for each blocked thread (up to ``threads``)."""
         now = self.clock()
-        blocked = sum(1 for since in list(self.serving.values()) if now - since > BLOCKED_AFTER)
+        after = self.blocked_after
+        blocked = sum(1 for since in list(self.serving.values()) if now - since > after)
         with self.slot_lock:
             wanted = min(self.base_slots + blocked, self.thread_count)
             while self.base_slots + self.extra_slots < wanted:

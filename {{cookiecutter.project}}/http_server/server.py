@@ -231,7 +231,8 @@ class WebServer:
         self._install_signal_handlers(self._request_stop)
         self.pool = WorkerPool(self.connection_context(), sock, self.threads,
                                max_connections=self.max_connections,
-                               wake_housekeeping=self.wake_housekeeping)
+                               wake_housekeeping=self.wake_housekeeping,
+                               blocked_after=self.blocked_after)
         self.run_startup_hooks()
         self.run_state.ready = True  # no request can be answered before the threads start
         self.pool.start()
