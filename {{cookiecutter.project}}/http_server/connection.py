@@ -146,11 +146,14 @@ class Connection:
                     return self._park_for_write()
                 self.answered = True
                 self.send_started = None
-            if self.closing:
+                if self.closing:
+                    return self._close_or_linger()
+                # Requests that arrived pipelined while earlier answers were queued (only
+                # then can the buffer hold a request not yet answered).
+                if parser.in_request and not self._answer_ready_requests():
+                    return self._finish()
+            elif self.closing:
                 return self._close_or_linger()
-            # Requests that arrived pipelined while earlier answers were queued.
-            if parser.in_request and not self._answer_ready_requests():
-                return self._finish()
             while not queued:
                 try:
                     data = sock.recv(READ_SIZE)

@@ -113,7 +113,8 @@ class RequestParser:
         state = self._state
         try:
             if state == _HEAD:
-                return self._read_head()
+                # Nothing more has arrived: the usual case after a request.
+                return self._read_head() if self._buffer else NEED_DATA
             if state == _NO_BODY:
                 self._state = _HEAD
                 return RequestBody(b"", [])
@@ -131,8 +132,6 @@ class RequestParser:
 
     def _read_head(self):
         buf = self._buffer
-        if not buf:
-            return NEED_DATA  # the usual case after a request: nothing more has arrived
         self.method = None
         # RFC 9112 section 2.2: ignore empty lines before the request line, a few of
         # them: a client must not hold the connection open with empty lines alone.
