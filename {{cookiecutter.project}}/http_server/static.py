@@ -131,10 +131,26 @@ def resolve(root_real: str, segments: list[str], *, allow_hidden: bool = False) 
     """
     for segment in segments:
         check_segment(segment, allow_hidden=allow_hidden)
-    candidate = os.path.realpath(os.path.join(root_real, *segments))
+    candidate = _real_below(root_real, segments)
     if not is_inside(root_real, candidate):
         raise UnsafePath("outside the root")
     return candidate
+
+
+def _real_below(root_real: str, segments: list[str]) -> str:
+    """``realpath(join(root_real, *segments))``, looking only at the segments: the root
+    is real already, and a path with no symlink in it is its own real path (one
+    ``lstat`` per segment instead of one per component of the whole path)."""
+    path = root_real
+    for index, segment in enumerate(segments):
+        path = os.path.join(path, segment)
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:  # missing (realpath is not strict either: opening tells)
+            return os.path.join(path, *segments[index + 1:])
+        if stat.S_ISLNK(mode):
+            return os.path.realpath(os.path.join(root_real, *segments))
+    return path
 
 
 def fd_path(fd: int) -> str | None:
