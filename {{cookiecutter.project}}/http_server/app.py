@@ -94,15 +94,14 @@ class App:
     def _dispatch(self, request: Requests, response: Response) -> Response:
         for middleware in self.middlewares:
             result = middleware(request, response)
+            # A coroutine cannot be subclassed: comparing types is the whole test.
+            if type(result) is CoroutineType:
+                result = run_coroutine(result)
+            if isinstance(result, Redirect):
+                result.apply(response)
+                return response
             if result is not None:
-                # A coroutine cannot be subclassed: comparing types is the whole test.
-                if type(result) is CoroutineType:
-                    result = run_coroutine(result)
-                if isinstance(result, Redirect):
-                    result.apply(response)
-                    return response
-                if result is not None:
-                    request, response = result
+                request, response = result
             if response.sent:
                 return response
 
@@ -120,10 +119,6 @@ class App:
             raise HTTPError(404)
         request.route = route
         result = route.view(request, response, **found)
-        if result is None:
-            if not response.sent:
-                raise RuntimeError(f"view {route.view.__name__} sent no response")
-            return response
         if type(result) is CoroutineType:
             result = run_coroutine(result)
         if result is None:
