@@ -9,6 +9,7 @@ through timing.
 from __future__ import annotations
 
 import pytest
+import requests
 from http_server import WebServer
 from http_server import pool as pool_module
 from http_server.pool import WorkerPool
@@ -148,5 +149,7 @@ def test_blocked_after_sets_when_a_thread_counts_as_blocked(make_pool):
 def test_the_blocked_after_setting_reaches_the_pool():
     server = WebServer(host="127.0.0.1", port=0, route=[], access_log=False,
                        blocked_after=0.25)
-    with LiveServer(server):
+    with LiveServer(server) as live:
+        # An answer means the server's thread has made its pool (after the socket listens).
+        assert requests.get(live.url + "/", timeout=10).status_code == 404
         assert server.pool.blocked_after == 0.25
