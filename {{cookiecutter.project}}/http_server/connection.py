@@ -146,13 +146,11 @@ class Connection:
                     return self._park_for_write()
                 self.answered = True
                 self.send_started = None
-                if self.closing:
-                    return self._close_or_linger()
                 # Requests that arrived pipelined while earlier answers were queued (only
                 # then can the buffer hold a request not yet answered).
-                if parser.in_request and not self._answer_ready_requests():
+                if not self.closing and parser.in_request and not self._answer_ready_requests():
                     return self._finish()
-            elif self.closing:
+            if self.closing:
                 return self._close_or_linger()
             while not queued:
                 try:

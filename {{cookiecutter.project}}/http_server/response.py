@@ -54,11 +54,9 @@ def check_header(name: str, value: str) -> None:
             raise ValueError(f"invalid header name {name!r}")
         if len(_CHECKED_NAMES) < 1024:  # a bound, since a view might use request data
             _CHECKED_NAMES.add(name)
-    if not isinstance(value, str):
-        raise ValueError(f"invalid characters in the value of header {name!r}")
     # Printable ASCII is always safe: the usual value needs no regex.
-    if not (value.isascii() and value.isprintable()) and (
-            grammar.SAFE_HEADER_VALUE.fullmatch(value) is None):
+    if not isinstance(value, str) or (not (value.isascii() and value.isprintable())
+                                      and grammar.SAFE_HEADER_VALUE.fullmatch(value) is None):
         raise ValueError(f"invalid characters in the value of header {name!r}")
 
 
