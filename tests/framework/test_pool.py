@@ -8,6 +8,9 @@ through timing.
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import pytest
 import requests
 from http_server import WebServer
@@ -153,3 +156,34 @@ def test_the_blocked_after_setting_reaches_the_pool():
         # An answer means the server's thread has made its pool (after the socket listens).
         assert requests.get(live.url + "/", timeout=10).status_code == 404
         assert server.pool.blocked_after == 0.25
+
+
+def test_stopping_waits_for_a_thread_that_is_accepting(make_pool):
+    # A thread in the middle of accepting when the server stops: its connection must be
+    # in the table before stopping returns, or the drain could end without it.
+    pool = make_pool(threads=2)
+    pool.listener.setblocking(False)
+    pool.accepting = True
+    client = socket.create_connection(pool.listener.getsockname()[:2])
+    holding, go_on = threading.Event(), threading.Event()
+
+    def accepting_thread():
+        with pool.accept_lock:  # as _accept holds it
+            holding.set()
+            assert go_on.wait(10)
+            sock, address = pool.listener.accept()
+            pool._add(sock, address)
+
+    acceptor = threading.Thread(target=accepting_thread)
+    acceptor.start()
+    assert holding.wait(10)
+    stopper = threading.Thread(target=pool.stop_accepting)
+    stopper.start()
+    stopper.join(0.2)
+    assert stopper.is_alive()  # waiting for the accepting thread, not taking its connection
+    go_on.set()
+    acceptor.join(10)
+    stopper.join(10)
+    assert not stopper.is_alive() and len(pool.connections) == 1
+    pool.close()
+    client.close()

@@ -72,6 +72,9 @@ class WorkerPool:
         self.poller = make_poller()
         self.lock = threading.Lock()
         self.leader = threading.Lock()
+        # Held while a thread accepts: stopping waits for it, so that every connection
+        # accepted is in the table before the server counts what is left to drain.
+        self.accept_lock = threading.Lock()
         self.ready: deque[int] = deque()  # reported ready, not yet taken by a thread
         self.base_slots = min(ACTIVE_THREADS, threads)
         self.slots = threading.Semaphore(self.base_slots)  # places to take events
@@ -225,17 +228,19 @@ class WorkerPool:
 
     def _accept(self) -> None:
         try:
-            for _ in range(ACCEPTS_PER_EVENT):
-                try:
-                    sock, address = self.listener.accept()
-                except BlockingIOError:
-                    break
-                except OSError as error:
-                    if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                        logger.error("cannot accept a connection: %s", error.strerror)
-                        time.sleep(0.1)  # out of file descriptors: let some close first
-                    break
-                self._add(sock, address)
+            with self.accept_lock:
+                for _ in range(ACCEPTS_PER_EVENT):
+                    try:
+                        sock, address = self.listener.accept()
+                    except BlockingIOError:
+                        break
+                    except OSError as error:
+                        if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS,
+                                           errno.ENOMEM):
+                            logger.error("cannot accept a connection: %s", error.strerror)
+                            time.sleep(0.1)  # out of file descriptors: let some close first
+                        break
+                    self._add(sock, address)
         finally:
             with self.lock:
                 if self.accepting:
@@ -297,12 +302,16 @@ class WorkerPool:
         with self.lock:
             self.accepting = False
             self.poller.unregister(self.listener_fd)
-        while True:
-            try:
-                sock, address = self.listener.accept()
-            except OSError:  # BlockingIOError: the queue is empty
-                break
-            self._add(sock, address)
+        # A thread accepting at this moment finishes first: otherwise the drain could
+        # find no connection left and end while that thread still adds one, which would
+        # then be reset when the process exits.
+        with self.accept_lock:
+            while True:
+                try:
+                    sock, address = self.listener.accept()
+                except OSError:  # BlockingIOError: the queue is empty
+                    break
+                self._add(sock, address)
 
     def drain(self, grace: float) -> None:
         """Let in-flight requests finish and close idle connections, for ``grace`` seconds."""
