@@ -202,6 +202,27 @@ def test_resolve_hidden_allowed(tree):
     assert resolve(os.path.realpath(tree), [".env"], allow_hidden=True).endswith("/.env")
 
 
+def test_the_real_root_is_what_realpath_says_whatever_changes_in_between(tmp_path):
+    """The kernel's name of the opened root, found again each time: a switched release
+    symlink, an ancestor moved behind a symlink, a missing root."""
+    (tmp_path / "v1" / "static").mkdir(parents=True)
+    (tmp_path / "v2" / "static").mkdir(parents=True)
+    (tmp_path / "current").symlink_to(tmp_path / "v1")
+    mount = StaticFiles("/m/", str(tmp_path / "current" / "static"))
+    assert mount.real_root() == os.path.realpath(tmp_path / "v1" / "static")
+    (tmp_path / "next").symlink_to(tmp_path / "v2")
+    os.replace(tmp_path / "next", tmp_path / "current")
+    assert mount.real_root() == os.path.realpath(tmp_path / "v2" / "static")
+    # The same directory, now under another name: its new real path.
+    os.rename(tmp_path / "v2", tmp_path / "v2-moved")
+    (tmp_path / "v2").symlink_to(tmp_path / "v2-moved")
+    assert mount.real_root() == os.path.realpath(tmp_path / "v2-moved" / "static")
+    plain = StaticFiles("/m/", str(tmp_path / "v1" / "static"))
+    assert plain.real_root() == os.path.realpath(tmp_path / "v1" / "static")
+    missing = StaticFiles("/m/", str(tmp_path / "nowhere"))
+    assert missing.real_root() == os.path.realpath(tmp_path / "nowhere")
+
+
 def test_cache_control_with_a_control_character_is_refused():
     with pytest.raises(ValueError):
         StaticFiles("/media/", "/nonexistent", cache_control="public\r\nX-Evil: 1")

@@ -13,7 +13,8 @@ the HTTP around it is general and lives apart: validators and 304/412 in
   ``;parameter``, the ``..;/`` trick), or that is empty
   (``/media//etc/hostname``) refuses the request with 404. The joined path is
   then resolved with ``os.path.realpath`` and must lie inside
-  ``realpath(root)``, so a symlink pointing out of the folder is refused too;
+  ``realpath(root)`` (found again per request: the root may be a symlink
+  switched to a new release), so a symlink pointing out of the folder is refused too;
   after ``os.open`` the opened descriptor is checked once more through
   ``/proc/self/fd`` where there is one (no check-then-open race).
   Hidden names (a segment starting with ``.``) are refused unless
@@ -50,6 +51,9 @@ MAX_SEGMENTS = 64
 # O_NONBLOCK: opening a FIFO someone left in the folder must not block the worker.
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _OPEN_FLAGS = os.O_RDONLY | _NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+# The root is opened only to learn its real path: O_PATH reads nothing, where there is one.
+_DIRECTORY_FLAGS = (getattr(os, "O_PATH", os.O_RDONLY) | getattr(os, "O_DIRECTORY", 0)
+                    | getattr(os, "O_CLOEXEC", 0))
 
 
 class UnsafePath(ValueError):
@@ -268,6 +272,25 @@ class StaticFiles:
         """Whether the (decoded) request path is under this mount's prefix."""
         return path.startswith(self.prefix)
 
+    def real_root(self) -> str:
+        """``realpath(root)``, found again on every request: the folder may be a symlink
+        switched to a new release while the server runs.
+
+        Where the kernel names open descriptors, it resolves the whole path in one
+        ``open``, instead of one ``lstat`` per component of the path.
+        """
+        try:
+            fd = os.open(self.root, _DIRECTORY_FLAGS)
+        except OSError:
+            return os.path.realpath(self.root)  # missing: every file is a 404
+        try:
+            named = fd_path(fd)
+        finally:
+            os.close(fd)
+        if named is None or not named.startswith("/"):
+            return os.path.realpath(self.root)
+        return named
+
     # -- the answer ---------------------------------------------------------
 
     def serve(self, request, response) -> None:
@@ -282,9 +305,7 @@ class StaticFiles:
             raise HTTPError(405, "method not allowed")
         try:
             segments, trailing = segments_below(self.prefix_segments, request.path_segments)
-            # Resolved per request, not once: the folder may be a symlink that is
-            # switched to a new release while the server runs.
-            root_real = os.path.realpath(self.root)
+            root_real = self.real_root()
             real = resolve(root_real, segments, allow_hidden=self.allow_hidden)
             fd = open_inside(root_real, real)
         except UnsafePath:
