@@ -8,6 +8,7 @@ through timing.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 
@@ -33,13 +34,14 @@ class Clock:
 def make_pool():
     made = []
 
-    def make(threads: int, blocked_after: float = pool_module.BLOCKED_AFTER) -> WorkerPool:
+    def make(threads: int, blocked_after: float = pool_module.BLOCKED_AFTER,
+             cpus: int | None = 2) -> WorkerPool:
         server = WebServer(host="127.0.0.1", port=0, route=[], threads=threads, access_log=False)
         sock = server.bind()
         pool = WorkerPool(server.connection_context(), sock, threads,
                           max_connections=server.max_connections,
                           wake_housekeeping=server.wake_housekeeping, clock=Clock(),
-                          blocked_after=blocked_after)
+                          blocked_after=blocked_after, cpus=cpus)
         made.append((pool, sock))
         return pool
 
@@ -74,6 +76,28 @@ def test_a_place_is_added_for_every_blocked_thread_at_once(make_pool):
     assert places(pool) == pool_module.ACTIVE_THREADS + 3
     pool.relieve_blocked()  # the same threads, still blocked: nothing more
     assert places(pool) == pool_module.ACTIVE_THREADS + 3
+
+
+def test_a_process_on_one_cpu_takes_events_on_one_thread(make_pool):
+    pool = make_pool(threads=16, cpus=1)
+    assert places(pool) == 1
+    serving_since(pool, [pool_module.BLOCKED_AFTER * 5, 0.0])
+    pool.relieve_blocked()  # a blocked thread still gets a place beside it
+    assert places(pool) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_the_cpus_are_the_affinity_the_pool_is_made_with(make_pool):
+    """Pinned like `taskset -c 0`, a pool counts one CPU; unpinned, all it may use."""
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})  # this thread only, which makes the pool
+    try:
+        pinned = make_pool(threads=16, cpus=None)
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert places(pinned) == 1
+    free = make_pool(threads=16, cpus=None)
+    assert places(free) == min(pool_module.ACTIVE_THREADS, len(allowed))
 
 
 def test_places_never_exceed_the_threads(make_pool):

@@ -11,13 +11,13 @@ while it does is noted in ``again``, and the same thread serves it once more
 before parking it. And the housekeeping thread that closes expired connections
 and a worker that just received an event for one never both own it.
 
-Only a few threads take events at once (``ACTIVE_THREADS``): on one core,
-more threads running Python only fight over the GIL, and the loser's
-requests wait. The rest are there for views that block (a database, another
-service): a thread busy with one event for longer than ``blocked_after`` counts
-as blocked, and the
-housekeeping thread opens one more place for each, so that ``ACTIVE_THREADS``
-places are always held by threads that can take events. A thread gives its
+Only a few threads take events at once (``ACTIVE_THREADS``, and no more than
+the CPUs the process may run on): on one core, more threads running Python
+only fight over the GIL, and the loser's requests wait. The rest are there
+for views that block (a database, another service): a thread busy with one
+event for longer than ``blocked_after`` counts as blocked, and the
+housekeeping thread opens one more place for each, so that that many places
+are always held by threads that can take events. A thread gives its
 extra place back when it is done.
 """
 
@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable
 
 from .accesslog import logger
+from .config import cpus_this_process_may_run_on
 from .connection import Connection, Context
 from .poller import make_poller
 from .response import Response
@@ -54,13 +55,14 @@ class WorkerPool:
     ``wake_housekeeping`` interrupts the main thread's wait (see
     ``housekeeping_interval``); ``clock`` is the clock that times the threads'
     events (a test passes its own); a thread on one event for longer than
-    ``blocked_after`` seconds counts as blocked.
+    ``blocked_after`` seconds counts as blocked; ``cpus``: how many CPUs the process
+    may run on (its affinity when None).
     """
 
     def __init__(self, context: Context, listener: socket.socket, threads: int, *,
                  max_connections: int, wake_housekeeping: Callable[[], None],
                  clock: Callable[[], float] = time.monotonic,
-                 blocked_after: float = BLOCKED_AFTER) -> None:
+                 blocked_after: float = BLOCKED_AFTER, cpus: int | None = None) -> None:
         self.context = context
         self.blocked_after = blocked_after
         self.max_connections = max_connections
@@ -76,7 +78,11 @@ class WorkerPool:
         # accepted is in the table before the server counts what is left to drain.
         self.accept_lock = threading.Lock()
         self.ready: deque[int] = deque()  # reported ready, not yet taken by a thread
-        self.base_slots = min(ACTIVE_THREADS, threads)
+        if cpus is None:
+            cpus = cpus_this_process_may_run_on()
+        # Pinned to one core, a second thread taking events could only take the GIL
+        # from the first at random points, and delay its answer.
+        self.base_slots = max(1, min(ACTIVE_THREADS, threads, cpus))
         self.slots = threading.Semaphore(self.base_slots)  # places to take events
         self.extra_slots = 0  # places added because threads were blocked
         self.slot_lock = threading.Lock()
