@@ -189,7 +189,7 @@ def one_run(run: int, opts: argparse.Namespace, static_dir: Path, reference: dic
             quick=opts.quick, client_core=CLIENT_CORE, loadavg=measure.loadavg, log=log)
     if not (opts.no_uploads or opts.flood_only):
         rows += uploads.measure_servers(
-            run, order, lambda name: Server(name, static_dir),
+            run, order, lambda name, env: Server(name, static_dir, env=env),
             quick=opts.quick, client_core=CLIENT_CORE, loadavg=measure.loadavg, log=log)
     return rows, {"run": run, "load_before": before, "load_after": measure.loadavg(),
                   "seconds": round(time.monotonic() - t0, 1)}

@@ -30,6 +30,7 @@ import threading
 import time
 from pathlib import Path
 
+from flood_bench import ARENA, ARENA_ENV
 from idle import measured_row, percentile, tree_cpu_seconds, tree_rss_kib
 
 BENCH = Path(__file__).resolve().parent
@@ -189,12 +190,16 @@ def note(row: dict) -> str:
 def measure_servers(run: int, servers: list[str], make_server, *, quick: bool,
                     client_core: str, loadavg, log) -> list[dict]:
     """One run of the upload workloads on each of ``servers`` that can take them, each on a
-    fresh server process (its RSS before is that of a server that has served nothing)."""
+    fresh server process (its RSS before is that of a server that has served nothing).
+    Ours runs twice, like in the floods: as it is, and with ``MALLOC_ARENA_MAX=2`` as the
+    generated image runs it. ``make_server(name, env)`` as in flood_bench.measure."""
     shape = QUICK_SHAPE if quick else SHAPE
+    names = [n for s in servers if s in SERVERS for n in ([s, ARENA] if s == "ours" else [s])]
     rows = []
     for workload, (_, form) in UPLOADS.items():
-        for name in [s for s in servers if s in SERVERS]:
-            server = make_server(name)
+        for name in names:
+            env = ARENA_ENV if name == ARENA else {"MALLOC_ARENA_MAX": None}
+            server = make_server("ours" if name == ARENA else name, env)
             row = measured_row(
                 server, {"run": run, "server": name, "workload": workload,
                          "load_before": loadavg()},
