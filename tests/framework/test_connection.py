@@ -161,3 +161,53 @@ def test_the_client_closing_closes_the_connection(pair):
     conn.client.shutdown(socket.SHUT_WR)
     assert not conn.connection.serve()
     assert conn.closed == [conn.connection]
+
+
+# --------------------------------------------------------------------------- held answers
+# The pool holds the answers of one batch of events back (output.hold) and sends them at its
+# end with serve(read=False) when the last read emptied the kernel's buffer (pool.py).
+
+
+def test_a_held_answer_is_queued_not_sent_then_sent_without_a_read(pair):
+    conn = pair()
+    conn.connection.out.hold = True
+    conn.client.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert conn.connection.serve()
+    conn.connection.out.hold = False
+    assert conn.received() == b""  # held: nothing on the wire yet
+    assert conn.connection.wants_write and conn.connection.drained
+    conn.client.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")  # comes after the read
+    assert conn.connection.serve(read=False)
+    assert conn.received().count(HELLO) == 1  # the held answer; the new request not read
+    assert conn.connection.serve()  # the poller reports it: read and answered
+    assert conn.received().endswith(HELLO)
+
+
+def test_a_serve_that_reads_nothing_does_not_count_as_drained(pair):
+    """An answer still waiting for the client when an event comes: serve() returns before it
+    reads, so whoever sends the held answers must read what the event announced."""
+    conn = pair()
+    conn.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")  # a short read: drained
+    assert conn.received().endswith(HELLO) and conn.connection.drained
+    conn.send(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert conn.connection.wants_write  # most of /big waits for the client
+    conn.client.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert conn.connection.serve()  # the socket is still full: nothing read
+    assert not conn.connection.drained
+    received = b""
+    while conn.connection.wants_write:
+        received += conn.client.recv(1 << 20)
+        conn.connection.serve(read=not conn.connection.drained)
+    received += conn.received()
+    assert received.endswith(HELLO) and received.count(b"HTTP/1.1 200 OK") == 2
+
+
+def test_a_pipelined_request_behind_a_held_answer_is_answered_when_it_is_sent(pair):
+    conn = pair()
+    conn.connection.out.hold = True
+    conn.client.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+    assert conn.connection.serve()
+    conn.connection.out.hold = False
+    assert conn.received() == b""
+    assert conn.connection.serve(read=not conn.connection.drained)
+    assert conn.received().count(HELLO) == 2

@@ -14,7 +14,7 @@ import threading
 
 import pytest
 import requests
-from http_server import WebServer
+from http_server import Path, WebServer
 from http_server import pool as pool_module
 from http_server.pool import WorkerPool
 from http_server.testing import LiveServer
@@ -211,3 +211,45 @@ def test_stopping_waits_for_a_thread_that_is_accepting(make_pool):
     assert not stopper.is_alive() and len(pool.connections) == 1
     pool.close()
     client.close()
+
+
+def test_every_held_answer_is_sent_while_a_view_blocks():
+    """The answers of a batch are held back until its end (pool._handle); a thread must send
+    them before it waits for anything, also when it gives back a place opened because
+    another thread blocks. The blocked view is released only once every fast answer came:
+    an answer left held by a thread waiting for a place would never come."""
+    release = threading.Event()
+
+    def block(request, response):
+        assert release.wait(30)
+        response.send("done")
+
+    def fast(request, response):
+        response.send("ok")
+
+    server = WebServer(host="127.0.0.1", port=0, access_log=False, threads=4,
+                       blocked_after=0.005,
+                       route=[Path(r"^/block$", block), Path(r"^/fast$", fast)])
+    with LiveServer(server) as live:
+        address = ("127.0.0.1", live.port)
+        blocked = socket.create_connection(address, timeout=30)
+        blocked.sendall(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
+        clients = [socket.create_connection(address, timeout=10) for _ in range(24)]
+        try:
+            for _ in range(10):
+                for client in clients:  # all at once: one batch of events, or a few
+                    client.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+                for client in clients:
+                    answer = b""
+                    while not answer.endswith(b"\r\n\r\nok"):
+                        chunk = client.recv(4096)
+                        assert chunk, answer
+                        answer += chunk
+                    assert answer.startswith(b"HTTP/1.1 200 OK")
+        finally:
+            release.set()
+        answer = b""
+        while not answer.endswith(b"done"):
+            answer += blocked.recv(4096)
+        for sock in [blocked, *clients]:
+            sock.close()

@@ -91,7 +91,7 @@ class Connection:
     __slots__ = (
         "sock", "fd", "remote", "context", "on_close", "parser", "head", "checked",
         "expect_pending", "deadline", "head_started", "body_started", "parked", "again",
-        "peer_closed", "out",
+        "peer_closed", "drained", "out",
         "closing", "linger", "lingering", "answered", "accepted_at", "spoke", "send_started",
         "sent_before",
     )
@@ -117,6 +117,7 @@ class Connection:
         self.parked = False  # waiting in the poller, not served by a thread (pool.py)
         self.again = False  # an event came while a thread served it (pool.py)
         self.peer_closed = False  # the client closed its side: read its input to the end
+        self.drained = False  # the last serve's last read emptied the kernel's buffer
         self.out = Output(sock)
         self.closing = False  # close once the queued output is sent
         self.linger = False  # when closing, read the client out first (after an error)
@@ -131,12 +132,18 @@ class Connection:
 
     # -- reading ----------------------------------------------------------
 
-    def serve(self) -> bool:
-        """Answer what has arrived. True: park the connection in the poller; False: it is closed."""
+    def serve(self, read: bool = True) -> bool:
+        """Answer what has arrived. True: park the connection in the poller; False: it is closed.
+
+        ``read=False``: send what is queued and answer what is buffered, but read nothing
+        (the pool sending a held answer, when the last read left nothing in the kernel).
+        """
         sock = self.sock
         parser = self.parser
         out = self.out
         queued = out.queue  # what waits to be sent (a deque: its truth is cheap to test)
+        if read:
+            self.drained = False  # until this serve's own last read says so
         try:
             if self.lingering:
                 return self._discard_input()
@@ -152,7 +159,7 @@ class Connection:
                     return self._finish()
             if self.closing:
                 return self._close_or_linger()
-            while not queued:
+            while read and not queued:
                 try:
                     data = sock.recv(READ_SIZE)
                 except BlockingIOError:
@@ -160,13 +167,15 @@ class Connection:
                 if not data:
                     return self.close()
                 self.spoke = True
+                # A short read emptied the kernel's buffer: skip a futile recv, here and
+                # when a held answer is sent (pool.py). Input that comes later is reported
+                # by the poller; an end of input that came already would not be, hence
+                # peer_closed.
+                self.drained = len(data) < READ_SIZE and not self.peer_closed
                 parser.feed(data)
                 if not self._answer_ready_requests():
                     return self._finish()
-                if len(data) < READ_SIZE and not self.peer_closed:
-                    # The kernel buffer is empty: skip a futile recv. Input that comes
-                    # later is reported by the poller; an end of input that came already
-                    # would not be, hence peer_closed.
+                if self.drained:
                     break
         except (ConnectionClosed, OSError):
             return self.close()

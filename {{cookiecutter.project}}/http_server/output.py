@@ -52,7 +52,8 @@ def wait_for(sock, event: int, timeout: float) -> bool:
 class Output:
     """The bytes, memoryviews and file slices of one connection not yet sent, in order."""
 
-    __slots__ = ("sock", "fd", "queue", "sent", "gathered", "gathered_size", "chunked", "lock")
+    __slots__ = ("sock", "fd", "queue", "sent", "gathered", "gathered_size", "chunked", "lock",
+                 "hold")
 
     def __init__(self, sock) -> None:
         self.sock = sock
@@ -63,14 +64,16 @@ class Output:
         self.gathered_size = 0
         self.chunked = False
         self.lock: threading.Lock | None = None  # guards the gathered items while streaming
+        self.hold = False  # write only queues: the pool sends a batch's answers together
 
     def write(self, data: bytes, more: bool = False) -> None:
         """Send ``data`` now, or queue what the socket does not take (never blocks).
 
         ``more``: the body follows at once (a file), so the kernel may hold the
-        head back to share a packet with it instead of sending it alone.
+        head back to share a packet with it instead of sending it alone. While
+        ``hold`` is set, everything is queued, for a later ``flush``.
         """
-        if self.queue:
+        if self.queue or self.hold:
             self.queue.append(data)
             return
         try:

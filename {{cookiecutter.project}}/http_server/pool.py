@@ -3,7 +3,9 @@
 Every worker waits on the same poller. The thread that receives an event
 accepts, or serves the connection from first byte to last (see connection.py),
 then parks it: leaves it to the poller until something new happens on it. No
-request is ever handed from one thread to another.
+request is ever handed from one thread to another. The answers to one batch of
+events (one wait on the poller) are held back and sent together at its end,
+so that the clients are woken once for all of them, not once per answer.
 
 ``lock`` guards the table of connections and each connection's ``parked`` and
 ``again`` flags. One thread at a time serves a connection: an event that comes
@@ -108,9 +110,10 @@ class WorkerPool:
 
     def _work(self) -> None:
         leader = self.leader
-        serving = self.serving
-        clock = self.clock
         me = threading.get_ident()
+        # Served from this batch of events, their answers queued and not yet sent (see
+        # _handle): this thread still owns them, and never waits before it sent them.
+        held: list[Connection] = []
         while self.running:
             if not self.slots.acquire(timeout=1.0):
                 continue
@@ -118,35 +121,56 @@ class WorkerPool:
             # each time would cost a thread switch per request) until a place
             # opened for a blocked thread has to be given back.
             while self.running:
+                if held and not self.ready:
+                    self._send_held(held, me)  # the batch is done
                 # Leader/followers: one thread waits for the poller, the others
                 # wait for that thread, so an event wakes one thread, not all.
-                with leader:
-                    event = self._next_ready()
+                if not leader.acquire(blocking=not held):
+                    self._send_held(held, me)
+                    leader.acquire()
+                try:
+                    event = self._next_ready(0.0 if held else 1.0)
+                finally:
+                    leader.release()
                 if event is not None:
-                    serving[me] = clock()
-                    if self.dozing:
-                        self.dozing = False
-                        self.wake_housekeeping()
+                    self._begin_serving(me)
                     try:
-                        self._handle(*event)
+                        self._handle(*event, held)
                     finally:
-                        del serving[me]
-                if self.extra_slots and self._give_back_extra_slot():
-                    break
+                        del self.serving[me]
+                    if len(held) >= EVENTS_PER_WAIT:
+                        self._send_held(held, me)
+                if self.extra_slots:
+                    if held:
+                        self._send_held(held, me)
+                    if self._give_back_extra_slot():
+                        break
+        if held:
+            self._send_held(held, me)
 
-    def _next_ready(self) -> tuple[int, bool] | None:
+    def _begin_serving(self, me: int) -> None:
+        self.serving[me] = self.clock()
+        if self.dozing:
+            self.dozing = False
+            self.wake_housekeeping()
+
+    def _next_ready(self, timeout: float) -> tuple[int, bool] | None:
         """A ready socket and whether its peer has closed: one already reported, or the
-        first of a new batch (leader only)."""
+        first of a new batch (leader only), waiting ``timeout`` seconds at most."""
         ready = self.ready
         if ready:
             return ready.popleft()
-        events = self.poller.wait(1.0, EVENTS_PER_WAIT)
+        events = self.poller.wait(timeout, EVENTS_PER_WAIT)
         if not events:
             return None
         ready.extend(events[1:])  # for the next free thread: one system call, many events
         return events[0]
 
-    def _handle(self, fd: int, peer_closed: bool) -> None:
+    def _handle(self, fd: int, peer_closed: bool, held: list[Connection]) -> None:
+        """Serve the event, holding the connection's answers back: they go out with the
+        rest of the batch's (``_send_held``). Sent one by one between the requests, each
+        send would find the client asleep again and pay for waking it; sent together,
+        the client is woken once and finds them all."""
         if fd == self.listener_fd:
             self._accept()
             return
@@ -160,14 +184,37 @@ class WorkerPool:
                 connection.again = True  # another thread serves it: it looks once more
                 return
             connection.parked = False
-        while True:
-            try:
-                keep = connection.serve()
-            except Exception:
-                logger.error("unexpected error serving %s", connection.remote, exc_info=True)
-                keep = connection.close()
-            if not keep or self.park(connection):
-                return
+        out = connection.out
+        out.hold = True
+        try:
+            keep = connection.serve()
+        except Exception:
+            logger.error("unexpected error serving %s", connection.remote, exc_info=True)
+            keep = connection.close()
+        finally:
+            out.hold = False
+        if keep:
+            held.append(connection)
+
+    def _send_held(self, held: list[Connection], me: int) -> None:
+        """Send the held answers, serve what came meanwhile, and park each connection."""
+        self._begin_serving(me)  # serving may run views again: pipelined requests
+        try:
+            for connection in held:
+                read = not connection.drained  # nothing is left to read after a short read
+                while True:
+                    try:
+                        keep = connection.serve(read)
+                    except Exception:
+                        logger.error("unexpected error serving %s", connection.remote,
+                                     exc_info=True)
+                        keep = connection.close()
+                    if not keep or self.park(connection):
+                        break
+                    read = True  # an event came meanwhile
+        finally:
+            del self.serving[me]
+            held.clear()
 
     def _give_back_extra_slot(self) -> bool:
         """Shrink back by one place (the blocked thread is done); True if this thread did."""
