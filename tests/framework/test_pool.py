@@ -16,6 +16,7 @@ import pytest
 import requests
 from http_server import Path, WebServer
 from http_server import pool as pool_module
+from http_server.connection import Connection
 from http_server.pool import WorkerPool
 from http_server.testing import LiveServer
 
@@ -253,3 +254,30 @@ def test_every_held_answer_is_sent_while_a_view_blocks():
             answer += blocked.recv(4096)
         for sock in [blocked, *clients]:
             sock.close()
+
+
+def test_a_blocked_threads_held_answers_are_handed_to_the_poller(make_pool):
+    """Housekeeping finds a thread blocked while it holds answers of its batch: they are
+    parked and reported at once, for another thread to send, not left to wait for the view."""
+    pool = make_pool(threads=4)
+    server_side, client = socket.socketpair()
+    server_side.setblocking(False)
+    connection = Connection(server_side, "127.0.0.1", pool.context, pool.forget)
+    pool.connections[connection.fd] = connection
+    pool.poller.register(connection.fd)
+    assert pool.poller.wait(0, 16) == []  # nothing to report yet
+    connection.out.queue.append(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")  # held
+    owner = 12345
+    pool.held[owner] = [connection]
+    pool.serving[owner] = pool.clock() - pool_module.BLOCKED_AFTER * 5
+    pool.relieve_blocked()
+    assert pool.held[owner] == [] and connection.parked
+    assert [fd for fd, _ in pool.poller.wait(0, 16)] == [connection.fd]
+    pool.serving.clear()
+    pool.held[owner] = [connection]  # a thread that is not blocked keeps what it holds
+    connection.parked = False
+    pool.serving[owner] = pool.clock()
+    pool.relieve_blocked()
+    assert pool.held[owner] == [connection] and not connection.parked
+    connection.close()
+    client.close()

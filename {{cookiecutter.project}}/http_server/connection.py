@@ -331,7 +331,7 @@ class Connection:
                 if size < 65536:
                     out.write(head + body)  # one send: no copy worth avoiding
                 else:
-                    out.write(head)
+                    out.write(head, more=True)
                     out.write(body)
         finally:
             request.close()  # a spooled body's temporary file goes now

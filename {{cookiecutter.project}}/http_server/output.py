@@ -64,16 +64,18 @@ class Output:
         self.gathered_size = 0
         self.chunked = False
         self.lock: threading.Lock | None = None  # guards the gathered items while streaming
-        self.hold = False  # write only queues: the pool sends a batch's answers together
+        self.hold = False  # queue whole answers: the pool sends a batch's together
 
     def write(self, data: bytes, more: bool = False) -> None:
         """Send ``data`` now, or queue what the socket does not take (never blocks).
 
         ``more``: the body follows at once (a file), so the kernel may hold the
         head back to share a packet with it instead of sending it alone. While
-        ``hold`` is set, everything is queued, for a later ``flush``.
+        ``hold`` is set, an answer in one piece is queued, for a later ``flush``;
+        one that continues (a file, a large body) goes out at once, since its own
+        sending takes longer than waking the client.
         """
-        if self.queue or self.hold:
+        if self.queue or (self.hold and not more):
             self.queue.append(data)
             return
         try:

@@ -54,6 +54,12 @@ class EpollPoller:
             self._writers.add(fd)
             self._epoll.modify(fd, self._input_output)  # reported at once if writable now
 
+    def wake(self, fd: int) -> None:
+        """Report ``fd`` once more at once: its output waits and it can take it (or it has
+        input), whatever it was watched for."""
+        self._writers.add(fd)
+        self._epoll.modify(fd, self._input_output)
+
     def unregister(self, fd: int) -> None:
         self._writers.discard(fd)
         try:
@@ -93,6 +99,10 @@ class SelectorPoller:
 
     rearm = register
     register_listener = register
+
+    def wake(self, fd: int) -> None:
+        self.register(fd, writable=True)
+
     rearm_listener = register
 
     def unregister(self, fd: int) -> None:

@@ -89,6 +89,10 @@ class WorkerPool:
         self.extra_slots = 0  # places added because threads were blocked
         self.slot_lock = threading.Lock()
         self.serving: dict[int, float] = {}  # thread ident -> when it took its event
+        # thread ident -> the connections whose answers it holds (see _handle), under
+        # held_lock: housekeeping takes those of a thread that blocks (_hand_over_held).
+        self.held: dict[int, list[Connection]] = {}
+        self.held_lock = threading.Lock()
         self.busy_until = 0.0  # housekeeping checks at least every blocked_after until then
         self.dozing = False  # housekeeping checks rarely: the next thread to serve wakes it
         self.connections: dict[int, Connection] = {}
@@ -114,6 +118,7 @@ class WorkerPool:
         # Served from this batch of events, their answers queued and not yet sent (see
         # _handle): this thread still owns them, and never waits before it sent them.
         held: list[Connection] = []
+        self.held[me] = held
         while self.running:
             if not self.slots.acquire(timeout=1.0):
                 continue
@@ -194,13 +199,21 @@ class WorkerPool:
         finally:
             out.hold = False
         if keep:
-            held.append(connection)
+            with self.held_lock:
+                held.append(connection)
 
     def _send_held(self, held: list[Connection], me: int) -> None:
-        """Send the held answers, serve what came meanwhile, and park each connection."""
+        """Send the held answers, serve what came meanwhile, and park each connection.
+
+        One at a time from the list: should serving one run a view that blocks, the
+        rest can still be handed over (``_hand_over_held``)."""
         self._begin_serving(me)  # serving may run views again: pipelined requests
         try:
-            for connection in held:
+            while True:
+                with self.held_lock:
+                    if not held:
+                        return
+                    connection = held.pop(0)
                 read = not connection.drained  # nothing is left to read after a short read
                 while True:
                     try:
@@ -214,7 +227,26 @@ class WorkerPool:
                     read = True  # an event came meanwhile
         finally:
             del self.serving[me]
-            held.clear()
+
+    def _hand_over_held(self, blocked: list[int]) -> None:
+        """The held answers of threads that block: to the poller, which reports their
+        sockets at once (they can take the answer), so that another thread sends them
+        instead of leaving them to wait for the blocked view."""
+        taken = []
+        with self.held_lock:
+            for ident in blocked:
+                held = self.held.get(ident)
+                if held:
+                    taken += held
+                    held.clear()
+        if not taken:
+            return
+        with self.lock:
+            for connection in taken:
+                if self.connections.get(connection.fd) is connection:
+                    connection.again = False  # reported anew, input included
+                    connection.parked = True
+                    self.poller.wake(connection.fd)
 
     def _give_back_extra_slot(self) -> bool:
         """Shrink back by one place (the blocked thread is done); True if this thread did."""
@@ -249,15 +281,18 @@ class WorkerPool:
         return IDLE_CHECK
 
     def relieve_blocked(self) -> None:
-        """From housekeeping: open a place for each blocked thread (up to ``threads``)."""
+        """From housekeeping: open a place for each blocked thread (up to ``threads``), and
+        let another thread send the answers a blocked thread holds."""
         now = self.clock()
         after = self.blocked_after
-        blocked = sum(1 for since in list(self.serving.values()) if now - since > after)
+        blocked = [ident for ident, since in list(self.serving.items()) if now - since > after]
         with self.slot_lock:
-            wanted = min(self.base_slots + blocked, self.thread_count)
+            wanted = min(self.base_slots + len(blocked), self.thread_count)
             while self.base_slots + self.extra_slots < wanted:
                 self.extra_slots += 1
                 self.slots.release()
+        if blocked:
+            self._hand_over_held(blocked)
 
     def park(self, connection: Connection) -> bool:
         """Give the connection back to the poller until the client sends more, or can take
