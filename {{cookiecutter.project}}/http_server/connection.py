@@ -180,7 +180,8 @@ class Connection:
         except (ConnectionClosed, OSError):
             return self.close()
         if queued:
-            return self._park_for_write()
+            # Held, the answer goes out before the batch ends: no deadline to set yet.
+            return True if out.hold else self._park_for_write()
         if self._set_deadline():
             # The head's time ran out while its bytes trickled in: no sweep needed.
             return self._refuse(RequestTimeout("request not received in time"))

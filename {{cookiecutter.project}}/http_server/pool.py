@@ -172,10 +172,10 @@ class WorkerPool:
         return events[0]
 
     def _handle(self, fd: int, peer_closed: bool, held: list[Connection]) -> None:
-        """Serve the event, holding the connection's answers back: they go out with the
-        rest of the batch's (``_send_held``). Sent one by one between the requests, each
-        send would find the client asleep again and pay for waking it; sent together,
-        the client is woken once and finds them all."""
+        """Serve the event. While more events of its batch wait, hold the connection's
+        answers back: they go out with the rest of the batch's (``_send_held``). Sent one
+        by one between the requests, each send would find the client asleep again and
+        pay for waking it; sent together, the client is woken once and finds them all."""
         if fd == self.listener_fd:
             self._accept()
             return
@@ -189,6 +189,9 @@ class WorkerPool:
                 connection.again = True  # another thread serves it: it looks once more
                 return
             connection.parked = False
+        if not self.ready:  # the last of its batch: nothing to wait for
+            self._serve_until_parked(connection)
+            return
         out = connection.out
         out.hold = True
         try:
@@ -202,6 +205,17 @@ class WorkerPool:
             with self.held_lock:
                 held.append(connection)
 
+    def _serve_until_parked(self, connection: Connection, read: bool = True) -> None:
+        while True:
+            try:
+                keep = connection.serve(read)
+            except Exception:
+                logger.error("unexpected error serving %s", connection.remote, exc_info=True)
+                keep = connection.close()
+            if not keep or self.park(connection):
+                return
+            read = True  # an event came meanwhile
+
     def _send_held(self, held: list[Connection], me: int) -> None:
         """Send the held answers, serve what came meanwhile, and park each connection.
 
@@ -214,17 +228,8 @@ class WorkerPool:
                     if not held:
                         return
                     connection = held.pop(0)
-                read = not connection.drained  # nothing is left to read after a short read
-                while True:
-                    try:
-                        keep = connection.serve(read)
-                    except Exception:
-                        logger.error("unexpected error serving %s", connection.remote,
-                                     exc_info=True)
-                        keep = connection.close()
-                    if not keep or self.park(connection):
-                        break
-                    read = True  # an event came meanwhile
+                # Nothing is left to read after a short read.
+                self._serve_until_parked(connection, read=not connection.drained)
         finally:
             del self.serving[me]
 
