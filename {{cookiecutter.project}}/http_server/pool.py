@@ -39,7 +39,7 @@ from .poller import make_poller
 from .response import Response
 
 ACCEPTS_PER_EVENT = 64
-EVENTS_PER_WAIT = 16  # ready sockets taken from the poller in one call, shared via `ready`
+EVENTS_PER_WAIT = 64  # ready sockets taken from the poller in one call, shared via `ready`
 ACTIVE_THREADS = 2
 BLOCKED_AFTER = 0.002  # the default of blocked_after (the BLOCKED_AFTER setting), seconds
 # When housekeeping looks for blocked threads: while threads serve, at the moment
