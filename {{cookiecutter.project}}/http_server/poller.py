@@ -99,11 +99,10 @@ class SelectorPoller:
 
     rearm = register
     register_listener = register
+    rearm_listener = register
 
     def wake(self, fd: int) -> None:
         self.register(fd, writable=True)
-
-    rearm_listener = register
 
     def unregister(self, fd: int) -> None:
         with self._changes:

@@ -195,23 +195,25 @@ class WorkerPool:
         out = connection.out
         out.hold = True
         try:
-            keep = connection.serve()
-        except Exception:
-            logger.error("unexpected error serving %s", connection.remote, exc_info=True)
-            keep = connection.close()
+            keep = self._serve(connection)
         finally:
             out.hold = False
         if keep:
             with self.held_lock:
                 held.append(connection)
 
+    @staticmethod
+    def _serve(connection: Connection, read: bool = True) -> bool:
+        """``connection.serve``; an unexpected error is logged and closes the connection."""
+        try:
+            return connection.serve(read)
+        except Exception:
+            logger.error("unexpected error serving %s", connection.remote, exc_info=True)
+            return connection.close()
+
     def _serve_until_parked(self, connection: Connection, read: bool = True) -> None:
         while True:
-            try:
-                keep = connection.serve(read)
-            except Exception:
-                logger.error("unexpected error serving %s", connection.remote, exc_info=True)
-                keep = connection.close()
+            keep = self._serve(connection, read)
             if not keep or self.park(connection):
                 return
             read = True  # an event came meanwhile
