@@ -180,8 +180,7 @@ class RequestParser:
             for line in head[fields_start:].encode("latin-1").split(b"\r\n"):
                 if grammar.FIELD_LINE.fullmatch(line) is None:
                     raise BadRequest(_why_field_is_bad(line))
-        headers = [(name.lower(), value) for name, value in pairs]
-        return self._framing(method, target, version, headers)
+        return self._framing(method, target, version, pairs)
 
     def _check_incomplete_head(self) -> None:
         """Refuse, before the head is complete, a head that can only be refused when it is."""
@@ -242,8 +241,9 @@ class RequestParser:
         if match is not None:
             self.method = match.group(1).decode("ascii")
 
-    def _framing(self, method, target, version, headers) -> RequestHead:
-        """Decide the body's framing and the connection's fate from the header fields."""
+    def _framing(self, method, target, version, pairs) -> RequestHead:
+        """Decide the body's framing and the connection's fate from the header fields
+        (``pairs``: as they came; the head's names are lower-cased here, in the same pass)."""
         http11 = version == "HTTP/1.1"
         content_length = None
         transfer_encoding = None
@@ -252,7 +252,11 @@ class RequestParser:
         expectations: list[str] = []
         content_type = None
         framing_fields = grammar.FRAMING_FIELDS
-        for name, value in headers:
+        headers = []
+        keep = headers.append
+        for name, value in pairs:
+            name = name.lower()
+            keep((name, value))
             if name not in framing_fields:
                 continue
             if name == "content-length":

@@ -1,9 +1,9 @@
 """Readiness of many sockets, shared by the worker threads.
 
-``wait`` reports ``(fd, peer_closed)`` for each socket on which something new
-happened: input arrived (``peer_closed``: the client has also finished sending,
-so the connection must read to the end of its input), or, once output waits
-for the client, the socket can take more. The worker pool makes sure that no
+``wait`` reports ``(fd, mask)`` for each socket on which something new
+happened: input arrived, or, once output waits for the client, the socket can
+take more. ``mask & PEER_CLOSED`` says the client has also finished sending,
+so the connection must read to the end of its input. The worker pool makes sure that no
 two threads serve one connection at once (pool.py). The listening socket is
 armed for one event at a time: once reported, not again until the thread that
 took it calls ``rearm_listener``.
@@ -22,7 +22,7 @@ import selectors
 import threading
 
 # Reported with an event when the client has closed (or reset) its side.
-_PEER_CLOSED = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR if hasattr(
+PEER_CLOSED = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR if hasattr(
     select, "EPOLLRDHUP") else 0
 
 
@@ -67,13 +67,12 @@ class EpollPoller:
         except (OSError, ValueError):
             pass  # already gone: closing twice must be harmless
 
-    def wait(self, timeout: float, most: int) -> list[tuple[int, bool]]:
-        """``(fd, peer_closed)`` for up to ``most`` ready sockets; empty after ``timeout`` s."""
+    def wait(self, timeout: float, most: int) -> list[tuple[int, int]]:
+        """``(fd, mask)`` for up to ``most`` ready sockets; empty after ``timeout`` s."""
         try:
-            events = self._epoll.poll(timeout, most)
+            return self._epoll.poll(timeout, most)  # epoll's own pairs: no copy per event
         except (OSError, ValueError):  # closed while we waited: the server is stopping
             return []
-        return [(fd, mask & _PEER_CLOSED != 0) for fd, mask in events]
 
     def close(self) -> None:
         self._epoll.close()
@@ -117,7 +116,7 @@ class SelectorPoller:
         except (BlockingIOError, OSError):
             pass
 
-    def wait(self, timeout: float, most: int) -> list[tuple[int, bool]]:
+    def wait(self, timeout: float, most: int) -> list[tuple[int, int]]:
         if not self._lock.acquire(timeout=timeout):
             return []
         try:
@@ -133,7 +132,7 @@ class SelectorPoller:
                     continue
                 self.unregister(key.fd)  # one event per arming, like EPOLLONESHOT
                 # Level-triggered once re-armed: input left unread is reported again.
-                ready.append((key.fd, False))
+                ready.append((key.fd, 0))  # an end of input is read like any input
                 if len(ready) == most:
                     break
             return ready

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from .accesslog import logger
 from .config import cpus_this_process_may_run_on
 from .connection import Connection, Context
-from .poller import make_poller
+from .poller import PEER_CLOSED, make_poller
 from .response import Response
 
 ACCEPTS_PER_EVENT = 64
@@ -159,9 +159,9 @@ class WorkerPool:
             self.dozing = False
             self.wake_housekeeping()
 
-    def _next_ready(self, timeout: float) -> tuple[int, bool] | None:
-        """A ready socket and whether its peer has closed: one already reported, or the
-        first of a new batch (leader only), waiting ``timeout`` seconds at most."""
+    def _next_ready(self, timeout: float) -> tuple[int, int] | None:
+        """A ready socket and its poller mask: one already reported, or the first of a
+        new batch (leader only), waiting ``timeout`` seconds at most."""
         ready = self.ready
         if ready:
             return ready.popleft()
@@ -171,7 +171,7 @@ class WorkerPool:
         ready.extend(events[1:])  # for the next free thread: one system call, many events
         return events[0]
 
-    def _handle(self, fd: int, peer_closed: bool, held: list[Connection]) -> None:
+    def _handle(self, fd: int, mask: int, held: list[Connection]) -> None:
         """Serve the event. While more events of its batch wait, hold the connection's
         answers back: they go out with the rest of the batch's (``_send_held``). Sent one
         by one between the requests, each send would find the client asleep again and
@@ -183,7 +183,7 @@ class WorkerPool:
             connection = self.connections.get(fd)
             if connection is None:
                 return  # closed by housekeeping after the event was reported
-            if peer_closed:
+            if mask & PEER_CLOSED:
                 connection.peer_closed = True  # read to the end: no event will say so again
             if not connection.parked:
                 connection.again = True  # another thread serves it: it looks once more

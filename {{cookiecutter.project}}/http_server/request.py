@@ -40,9 +40,12 @@ class Requests:
         self.target = target
         self.version = version
         self.headers = headers if headers is not None else Headers()
-        if isinstance(body, (bytes, bytearray)):  # as the body setter takes it
-            self._body: bytes | None = bytes(body)
+        if type(body) is bytes:  # the server's case
+            self._body: bytes | None = body
             self._file: BinaryIO | None = None
+        elif isinstance(body, (bytes, bytearray)):  # as the body setter takes it
+            self._body = bytes(body)
+            self._file = None
         else:  # a body spooled to a temporary file
             self._body = None
             self._file = body

@@ -148,7 +148,10 @@ class Response:
         self.status = status
         self.content_type = content_type
         self.body = content
-        self._drop_other_bodies()
+        if self.file is not None:  # a body set before is replaced
+            self.file.close()
+            self.file = None
+        self.stream_body = None
         self.sent = True
 
     def sendJson(self, content, status: int = 200) -> None:  # noqa: N802 - the seed's name
@@ -206,19 +209,14 @@ class Response:
 
     # -- serialisation ----------------------------------------------------
 
-    def _drop_other_bodies(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
-        self.stream_body = None
-
     def head_bytes(self, *, keep_alive: bool = True, http10: bool = False,
                    chunked: bool = False) -> bytes:
         """The status line and header section, framing included."""
         status = self.status
         parts = [_STATUS_LINES.get(status) or status_line(status), date_line()]
         headers = self.headers
-        if self.content_type is not None and status != 304 and "content-type" not in headers:
+        if (self.content_type is not None and status != 304
+                and "content-type" not in headers._values):  # keys are lower-case there
             parts.append(_content_type_line(self.content_type))
         if status_has_body(status):
             if chunked:
@@ -239,7 +237,7 @@ class Response:
 
     @property
     def wants_close(self) -> bool:
-        value = self.headers.get("connection")
+        value = self.headers._values.get("connection")  # keys are lower-case there
         return value is not None and value.lower() == "close"
 
 

@@ -19,6 +19,7 @@ _METACHARACTERS = set(".^$*+?{}[]|()\\")
 # final "\n", so "^/admin$" would take "/admin\n" (the parser refuses these on the wire;
 # this holds for requests built in-process too, whatever the pattern).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NO_METHODS: frozenset[str] = frozenset()
 
 
 class Path:
@@ -112,9 +113,9 @@ class Router:
 
         ``allowed`` is the set of methods the matching routes accept (empty: no route matched).
         """
-        allowed: set[str] = set()
+        allowed = _NO_METHODS  # a set is built only when a route refuses the method
         if not path.isprintable() and _CONTROL.search(path) is not None:
-            return None, allowed
+            return None, set()
         for route in self.routes:
             match = route.regex.match(path)
             if match is None:
@@ -123,7 +124,7 @@ class Router:
             if methods is None or method in methods:
                 return route, match.groupdict()
             allowed |= methods
-        return None, allowed
+        return None, set(allowed)
 
     def reverse(self, name: str, /, **kwargs) -> str:
         try:
