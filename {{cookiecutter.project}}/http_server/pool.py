@@ -138,7 +138,9 @@ class WorkerPool:
                 finally:
                     leader.release()
                 if event is not None:
-                    self._begin_serving(me)
+                    self.serving[me] = self.clock()  # _begin_serving, inlined: per event
+                    if self.dozing:
+                        self._begin_serving(me)
                     try:
                         self._handle(*event, held)
                     finally:

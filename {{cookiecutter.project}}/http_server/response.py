@@ -69,7 +69,9 @@ class ResponseHeaders(Headers):
         if not isinstance(value, str):
             value = str(value)
         check_header(key, value)
-        Headers.__setitem__(self, key, value)  # not super(): this runs for every header set
+        lower = key.lower()  # Headers.__setitem__, inlined: this runs for every header set
+        self._values[lower] = value
+        self._names[lower] = key
 
 
 class Cookie:
@@ -252,7 +254,8 @@ def has_body(method: str | None, status: int) -> bool:
     An answer to HEAD never does, an error's included (RFC 9110 section 9.3.2); its
     header section still says what a GET would have got.
     """
-    return method != "HEAD" and status_has_body(status)
+    # status_has_body, inlined: this runs for every answer.
+    return method != "HEAD" and status >= 200 and status != 204 and status != 304
 
 
 def error_text(status: int, error: BaseException | None = None) -> str:
