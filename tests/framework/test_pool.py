@@ -36,13 +36,14 @@ def make_pool():
     made = []
 
     def make(threads: int, blocked_after: float = pool_module.BLOCKED_AFTER,
-             cpus: int | None = 2) -> WorkerPool:
+             cpus: int | None = 2, shared_listener: bool = False) -> WorkerPool:
         server = WebServer(host="127.0.0.1", port=0, route=[], threads=threads, access_log=False)
         sock = server.bind()
         pool = WorkerPool(server.connection_context(), sock, threads,
                           max_connections=server.max_connections,
                           wake_housekeeping=server.wake_housekeeping, clock=Clock(),
-                          blocked_after=blocked_after, cpus=cpus)
+                          blocked_after=blocked_after, cpus=cpus,
+                          shared_listener=shared_listener)
         made.append((pool, sock))
         return pool
 
@@ -281,3 +282,35 @@ def test_a_blocked_threads_held_answers_are_handed_to_the_poller(make_pool):
     assert pool.held[owner] == [connection] and not connection.parked
     connection.close()
     client.close()
+
+
+@pytest.mark.parametrize("shared_listener, taken", [(False, 3), (True, 1)])
+def test_a_process_with_siblings_accepts_one_connection_per_event(make_pool, shared_listener,
+                                                                    taken):
+    """Alone on its socket, a process takes every queued connection on one event; with
+    sibling processes (workers > 1), one, and the listening socket is reported again at
+    once for the next, which any of the processes may take."""
+    pool = make_pool(threads=2, shared_listener=shared_listener)
+    pool.listener.setblocking(False)  # as start() leaves it
+    pool.poller.register_listener(pool.listener_fd)
+    pool.accepting = True
+    port = pool.listener.getsockname()[1]
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    try:
+        assert [fd for fd, _ in pool.poller.wait(5, 16)] == [pool.listener_fd]
+        pool._handle(pool.listener_fd, 0, [])
+        assert len(pool.connections) == taken
+        if taken < len(clients):  # the rest wait in the queue, and the poller says so
+            assert [fd for fd, _ in pool.poller.wait(5, 16)] == [pool.listener_fd]
+            pool._handle(pool.listener_fd, 0, [])
+            assert len(pool.connections) == taken + 1
+    finally:
+        for connection in list(pool.connections.values()):
+            connection.close()
+        for client in clients:
+            client.close()
+
+
+def test_the_pool_of_a_forked_worker_shares_its_listening_socket():
+    assert WebServer(port=0, workers=2).forks_workers is hasattr(os, "fork")
+    assert not WebServer(port=0, workers=1).forks_workers

@@ -38,7 +38,7 @@ from .connection import Connection, Context
 from .poller import PEER_CLOSED, make_poller
 from .response import Response
 
-ACCEPTS_PER_EVENT = 64
+ACCEPTS_PER_EVENT = 64  # when the process is alone on its listening socket
 EVENTS_PER_WAIT = 64  # ready sockets taken from the poller in one call, shared via `ready`
 ACTIVE_THREADS = 2
 BLOCKED_AFTER = 0.002  # the default of blocked_after (the BLOCKED_AFTER setting), seconds
@@ -58,13 +58,15 @@ class WorkerPool:
     ``housekeeping_interval``); ``clock`` is the clock that times the threads'
     events (a test passes its own); a thread on one event for longer than
     ``blocked_after`` seconds counts as blocked; ``cpus``: how many CPUs the process
-    may run on (its affinity when None).
+    may run on (its affinity when None); ``shared_listener``: sibling processes accept
+    on the same socket (``workers`` > 1).
     """
 
     def __init__(self, context: Context, listener: socket.socket, threads: int, *,
                  max_connections: int, wake_housekeeping: Callable[[], None],
                  clock: Callable[[], float] = time.monotonic,
-                 blocked_after: float = BLOCKED_AFTER, cpus: int | None = None) -> None:
+                 blocked_after: float = BLOCKED_AFTER, cpus: int | None = None,
+                 shared_listener: bool = False) -> None:
         self.context = context
         self.blocked_after = blocked_after
         self.max_connections = max_connections
@@ -72,6 +74,11 @@ class WorkerPool:
         self.clock = clock
         self.listener = listener
         self.listener_fd = listener.fileno()
+        # Alone, a process takes every queued connection at once. With siblings, one per
+        # event: taking all would put a burst (a client opening 50 connections) into the
+        # process that woke first, and leave the other idle; one at a time, each process
+        # comes back for more as soon as it is free, and the burst is shared.
+        self.accepts_per_event = 1 if shared_listener else ACCEPTS_PER_EVENT
         self.thread_count = threads
         self.poller = make_poller()
         self.lock = threading.Lock()
@@ -326,7 +333,7 @@ class WorkerPool:
     def _accept(self) -> None:
         try:
             with self.accept_lock:
-                for _ in range(ACCEPTS_PER_EVENT):
+                for _ in range(self.accepts_per_event):
                     try:
                         sock, address = self.listener.accept()
                     except BlockingIOError:

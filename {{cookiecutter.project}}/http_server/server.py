@@ -192,7 +192,7 @@ class WebServer:
         sock = self.bind()
         logger.info("listening on http://%s:%d (workers=%d, threads=%d)",
                     self.host, self.port, self.workers, self.threads)
-        if self.workers > 1 and hasattr(os, "fork"):
+        if self.forks_workers:
             supervisor = Supervisor(sock, self.workers, self.drain_delay + self.graceful_timeout,
                                     self._serve_child)
             self._install_signal_handlers(supervisor.stop)
@@ -207,6 +207,12 @@ class WebServer:
                 raise SystemExit(1)  # a worker could not start; it said why
         else:
             self.serve(sock)
+
+    @property
+    def forks_workers(self) -> bool:
+        """Whether ``run`` forks ``workers`` processes sharing the listening socket
+        (where the platform can fork; else one process serves)."""
+        return self.workers > 1 and hasattr(os, "fork")
 
     def connection_context(self) -> Context:
         """What each connection is handed: limits, timeouts, the app, the log, the state."""
@@ -232,7 +238,8 @@ class WebServer:
         self.pool = WorkerPool(self.connection_context(), sock, self.threads,
                                max_connections=self.max_connections,
                                wake_housekeeping=self.wake_housekeeping,
-                               blocked_after=self.blocked_after)
+                               blocked_after=self.blocked_after,
+                               shared_listener=self.forks_workers)
         self.run_startup_hooks()
         self.run_state.ready = True  # no request can be answered before the threads start
         self.pool.start()
