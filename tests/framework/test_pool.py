@@ -314,3 +314,38 @@ def test_a_process_with_siblings_accepts_one_connection_per_event(make_pool, sha
 def test_the_pool_of_a_forked_worker_shares_its_listening_socket():
     assert WebServer(port=0, workers=2).forks_workers is hasattr(os, "fork")
     assert not WebServer(port=0, workers=1).forks_workers
+
+
+def test_the_selector_poller_serves_like_epoll(monkeypatch):
+    """Where there is no epoll (macOS, BSD) the selector stands in: each socket reported
+    once per arming, so a connection parked without output waiting must still be re-armed.
+    Keep-alive, pipelining, and a large answer to a client that reads late, through it."""
+    from http_server import poller as poller_module
+
+    monkeypatch.setattr(pool_module, "make_poller", poller_module.SelectorPoller)
+    big = os.urandom(4 << 20)
+
+    def small(request, response):
+        response.send("small")
+
+    def large(request, response):
+        response.send(big, 200, "application/octet-stream")
+
+    server = WebServer(host="127.0.0.1", port=0, access_log=False, threads=4,
+                       route=[Path(r"^/small$", small), Path(r"^/large$", large)])
+    with LiveServer(server) as live:
+        assert isinstance(server.pool.poller, poller_module.SelectorPoller)
+        with requests.Session() as session:
+            for _ in range(20):  # one connection, parked and re-armed between requests
+                assert session.get(f"{live.url}/small", timeout=10).text == "small"
+        with socket.create_connection(("127.0.0.1", live.port), timeout=10) as raw:
+            small_request = b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n"
+            raw.sendall(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n" + small_request * 2)
+            threading.Event().wait(0.2)  # read late: the answer waits for writability
+            received = b""
+            while received.count(b"Content-Length: 5\r\n\r\nsmall") < 2:
+                chunk = raw.recv(1 << 16)
+                assert chunk, received[-200:]
+                received += chunk
+        assert received.count(b"HTTP/1.1 200 OK") == 3
+        assert big in received

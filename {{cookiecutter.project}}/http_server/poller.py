@@ -27,6 +27,8 @@ PEER_CLOSED = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR if hasattr(
 
 
 class EpollPoller:
+    one_event_per_arming = False  # edge-triggered: rearm() matters only for writability
+
     def __init__(self) -> None:
         self._epoll = select.epoll()
         self._input = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLET
@@ -80,6 +82,8 @@ class EpollPoller:
 
 class SelectorPoller:
     """The same contract on platforms without epoll (macOS, BSD): correct, not fast."""
+
+    one_event_per_arming = True  # a reported socket is silent until rearm()
 
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()

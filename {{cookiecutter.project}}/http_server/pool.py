@@ -81,6 +81,9 @@ class WorkerPool:
         self.accepts_per_event = 1 if shared_listener else ACCEPTS_PER_EVENT
         self.thread_count = threads
         self.poller = make_poller()
+        # A parked connection needs rearm() only when its output waits, unless the poller
+        # reports each socket once per arming (the selector).
+        self.rearm_always = self.poller.one_event_per_arming
         self.lock = threading.Lock()
         self.leader = threading.Lock()
         # Held while a thread accepts: stopping waits for it, so that every connection
@@ -149,7 +152,7 @@ class WorkerPool:
                     if self.dozing:
                         self._begin_serving(me)
                     try:
-                        self._handle(*event, held)
+                        self._handle(event[0], event[1], held)  # not *event: a slower call
                     finally:
                         del self.serving[me]
                     if len(held) >= EVENTS_PER_WAIT:
@@ -177,7 +180,8 @@ class WorkerPool:
         events = self.poller.wait(timeout, EVENTS_PER_WAIT)
         if not events:
             return None
-        ready.extend(events[1:])  # for the next free thread: one system call, many events
+        if len(events) > 1:
+            ready.extend(events[1:])  # for the next free thread: one system call, many events
         return events[0]
 
     def _handle(self, fd: int, mask: int, held: list[Connection]) -> None:
@@ -320,7 +324,8 @@ class WorkerPool:
                 connection.again = False
                 return False
             connection.parked = True
-            self.poller.rearm(connection.fd, connection.wants_write)
+            if self.rearm_always or connection.out.queue:
+                self.poller.rearm(connection.fd, bool(connection.out.queue))
         return True
 
     def forget(self, connection: Connection) -> None:
