@@ -315,7 +315,7 @@ class Connection:
         out = self.out
         size = 0
         try:
-            head = response.head_bytes(keep_alive=keep_alive, http10=http10, chunked=chunked)
+            head = response.head_bytes(keep_alive, http10, chunked)  # positional: a faster call
             if not has_body(request.method, response.status):
                 out.write(head)
             elif file is not None:

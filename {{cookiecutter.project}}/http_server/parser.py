@@ -135,43 +135,45 @@ class RequestParser:
         self.method = None
         # RFC 9112 section 2.2: ignore empty lines before the request line, a few of
         # them: a client must not hold the connection open with empty lines alone.
-        while buf.startswith(b"\r\n"):
-            del buf[:2]
-            self._empty_lines += 1
-            if self._empty_lines > MAX_EMPTY_LINES:
-                raise BadRequest("too many empty lines before the request")
+        if buf[0] == 0x0D:  # (the caller saw a byte) not a method's first: rare
+            while buf.startswith(b"\r\n"):
+                del buf[:2]
+                self._empty_lines += 1
+                if self._empty_lines > MAX_EMPTY_LINES:
+                    raise BadRequest("too many empty lines before the request")
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             self._check_incomplete_head()
             return NEED_DATA
         # The same checks as for an incomplete head, and the same one wins (the one
         # earliest in the stream): the answer must not depend on how the bytes were split.
-        # First the quick test that none applies: the usual case.
+        # First the quick tests that none applies: the usual case. A bare LF and the size:
         size = end + 4
-        if (size > self.max_header_size or buf.find(b"\r\n", 0, size) > self.max_request_line
-                or buf.count(b"\n", 0, size) != buf.count(b"\r\n", 0, size)):
+        crlf = buf.count(b"\r\n", 0, size)
+        if size > self.max_header_size or buf.count(b"\n", 0, size) != crlf:
             self._raise_earliest_violation(size)
         # The request line and fields, each ending in CRLF, decoded once: latin-1 maps
         # each byte to one character, so the grammar's byte classes hold as they are.
         head = buf[: end + 2].decode("latin-1")
+        common = grammar.COMMON_REQUEST_LINE_TEXT.match(head)  # it ends at the first CRLF
+        line_end = common.end() - 2 if common is not None else head.find("\r\n")
+        if line_end > self.max_request_line:  # then the request line's length
+            self._raise_earliest_violation(size)
         del buf[: end + 4]
         self._scanned = 0
         self._empty_lines = 0
-        count = head.count("\r\n") - 1  # the field lines
+        count = crlf - 2  # the field lines: all CRLFs but the request line's and the last
         if count > self.max_header_count:
             raise HeaderFieldsTooLarge("too many header fields")
-        common = grammar.COMMON_REQUEST_LINE_TEXT.match(head)
         if common is not None and common.group(1) != "CONNECT":
             method, target, minor = common.groups()
             self.method = method
             version = "HTTP/1.1" if minor == "1" else "HTTP/1.0"
             self._authority = None
-            fields_start = common.end()
         else:
-            line_end = head.find("\r\n")
             method, target, version = self._parse_request_line(
                 head[:line_end].encode("latin-1"))
-            fields_start = line_end + 2
+        fields_start = line_end + 2
 
         # Every field line at once, matched from the start of its line to its CRLF: as
         # many matches as lines means every line is a valid field (grammar.FIELD_LINES).

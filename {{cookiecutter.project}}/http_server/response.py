@@ -134,8 +134,8 @@ class Response:
     def send(self, content="", status: int = 200,
              content_type: str | None = DEFAULT_CONTENT_TYPE) -> None:
         if isinstance(content, str):
-            if content_type and content_type.startswith("text/") and "charset" not in content_type:
-                content_type += "; charset=utf-8"
+            if content_type:
+                content_type = _TEXT_TYPES.get(content_type) or _text_type(content_type)
             content = content.encode("utf-8")
         elif isinstance(content, (bytearray, memoryview)):
             content = bytes(content)
@@ -211,7 +211,7 @@ class Response:
 
     # -- serialisation ----------------------------------------------------
 
-    def head_bytes(self, *, keep_alive: bool = True, http10: bool = False,
+    def head_bytes(self, keep_alive: bool = True, http10: bool = False,
                    chunked: bool = False) -> bytes:
         """The status line and header section, framing included."""
         status = self.status
@@ -220,12 +220,12 @@ class Response:
         if (self.content_type is not None and status != 304
                 and "content-type" not in headers._values):  # keys are lower-case there
             parts.append(_content_type_line(self.content_type))
-        if status_has_body(status):
+        if status not in _BODILESS_STATUSES:
             if chunked:
                 parts.append(b"Transfer-Encoding: chunked\r\n")
             elif self.stream_body is None:
                 length = self.file.count if self.file is not None else len(self.body)
-                parts.append(b"Content-Length: %d\r\n" % length)
+                parts.append(_LENGTH_LINES.get(length) or _length_line(length))
         if not keep_alive:
             parts.append(b"Connection: close\r\n")
         elif http10:
@@ -243,9 +243,12 @@ class Response:
         return value is not None and value.lower() == "close"
 
 
+# 1xx, 204 and 304 answers never have a body, nor a Content-Length (RFC 9110 6.4.1, 8.6).
+_BODILESS_STATUSES = frozenset([*range(100, 200), 204, 304])
+
+
 def status_has_body(status: int) -> bool:
-    """1xx, 204 and 304 answers never have a body, nor a Content-Length (RFC 9110 6.4.1, 8.6)."""
-    return status >= 200 and status != 204 and status != 304
+    return status not in _BODILESS_STATUSES
 
 
 def has_body(method: str | None, status: int) -> bool:
@@ -254,8 +257,7 @@ def has_body(method: str | None, status: int) -> bool:
     An answer to HEAD never does, an error's included (RFC 9110 section 9.3.2); its
     header section still says what a GET would have got.
     """
-    # status_has_body, inlined: this runs for every answer.
-    return method != "HEAD" and status >= 200 and status != 204 and status != 304
+    return method != "HEAD" and status not in _BODILESS_STATUSES
 
 
 def error_text(status: int, error: BaseException | None = None) -> str:
@@ -266,6 +268,32 @@ def error_text(status: int, error: BaseException | None = None) -> str:
     if message and status < 500:
         return f"{status} {reason}: {message}\n"
     return f"{status} {reason}\n"
+
+
+# Content-Type values as sent with str content (a text/* type without a charset gets
+# UTF-8's), each worked out once: views use a handful.
+_TEXT_TYPES: dict[str, str] = {}
+
+
+def _text_type(content_type: str) -> str:
+    sent = content_type
+    if content_type.startswith("text/") and "charset" not in content_type:
+        sent = content_type + "; charset=utf-8"
+    if len(_TEXT_TYPES) < 256:
+        _TEXT_TYPES[content_type] = sent
+    return sent
+
+
+# The Content-Length lines of small bodies, formatted once: most answers are small and few.
+_LENGTH_LINES: dict[int, bytes] = {}
+_SMALL_BODY = 65536
+
+
+def _length_line(length: int) -> bytes:
+    line = b"Content-Length: %d\r\n" % length
+    if length < _SMALL_BODY and len(_LENGTH_LINES) < 4096:
+        _LENGTH_LINES[length] = line
+    return line
 
 
 @functools.lru_cache(maxsize=256)
