@@ -239,3 +239,31 @@ def test_skip_empty_body_finishes_a_request_without_a_body_at_once():
     body = parser.next_event()  # a body that is there is never skipped
     assert isinstance(body, RequestBody) and body.data == b"ok"
     assert parser.next_event() is NEED_DATA and not parser.in_request
+
+
+def test_a_host_is_checked_whatever_hosts_came_before(monkeypatch):
+    """Host values found valid are remembered (a bounded set), so a service's few names
+    are checked once each; an invalid one is refused before and after the set is full."""
+    from http_server import parser as parser_module
+
+    monkeypatch.setattr(parser_module, "_VALID_HOSTS", set())
+    monkeypatch.setattr(parser_module, "MAX_VALID_HOSTS", 2)
+
+    def host_status(host: str) -> int | None:
+        parser = RequestParser()
+        parser.feed(b"GET / HTTP/1.1\r\nHost: " + host.encode("latin-1") + b"\r\n\r\n")
+        try:
+            event = parser.next_event()
+        except ProtocolError as error:
+            return error.status
+        assert isinstance(event, RequestHead)
+        return None
+
+    assert host_status("a.example") is None
+    assert host_status("bad host") == 400
+    assert host_status("b.example:8080") is None
+    assert host_status("c.example") is None  # valid, and not remembered: the set is full
+    assert parser_module._VALID_HOSTS == {"a.example", "b.example:8080"}
+    assert host_status("a.example") is None
+    assert host_status("bad<host") == 400
+    assert host_status("c.example") is None

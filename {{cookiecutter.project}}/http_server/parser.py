@@ -32,6 +32,11 @@ from .target import checked_target
 
 NEED_DATA = "NEED_DATA"
 
+# Host values already found valid: a service is reached under a few names, and each is
+# checked against the grammar once. Bounded, since clients choose them.
+_VALID_HOSTS: set[str] = set()
+MAX_VALID_HOSTS = 256
+
 # Parser states.
 _HEAD = 0
 _BODY_LENGTH = 1
@@ -273,8 +278,11 @@ class RequestParser:
                 transfer_encoding = value
             elif name == "host":
                 host_count += 1
-                if grammar.HOST.fullmatch(value) is None:
-                    raise BadRequest("invalid Host")
+                if value not in _VALID_HOSTS:
+                    if grammar.HOST.fullmatch(value) is None:
+                        raise BadRequest("invalid Host")
+                    if len(_VALID_HOSTS) < MAX_VALID_HOSTS:
+                        _VALID_HOSTS.add(value)
             elif name == "connection":
                 connection = connection + "," + value.lower() if connection else value.lower()
             elif name == "expect":

@@ -140,7 +140,9 @@ class WorkerPool:
                     self._send_held(held, me)  # the batch is done
                 # Leader/followers: one thread waits for the poller, the others
                 # wait for that thread, so an event wakes one thread, not all.
-                if not leader.acquire(blocking=not held):
+                if not held:
+                    leader.acquire()
+                elif not leader.acquire(False):
                     self._send_held(held, me)
                     leader.acquire()
                 try:
