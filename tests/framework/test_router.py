@@ -91,6 +91,39 @@ def test_add_appends_a_route_after_the_others_and_names_it():
     assert router.reverse("router-test-added") == "/added"
 
 
+def test_a_remembered_route_is_the_one_the_scan_found():
+    """A path a route spells out is remembered with its method after the first lookup; the
+    second lookup answers the same, also where an earlier regex route took the path, and
+    per method."""
+    catch = Path(r"^/ab?c$", other, methods=["POST"])  # a regex that also matches /ac
+    plain = Path(r"^/ac$", view)
+    router = Router([catch, plain])
+    for _ in range(2):
+        assert router.match("POST", "/ac") == (catch, {})
+        assert router.match("GET", "/ac") == (plain, {})
+    assert router.known == {"/ac": {"GET": plain}}  # catch spells out no path
+
+
+def test_only_the_paths_and_methods_routes_spell_out_are_remembered():
+    """Clients choose paths and methods: a wildcard route's paths and an unknown method are
+    answered by the scan every time, so the table cannot grow without bound."""
+    router = Router([Path(r"^/files/.*$", view), Path(r"^/$", other)])
+    assert router.match("GET", "/files/a") == (router.routes[0], {})
+    assert router.match("BREW", "/") == (router.routes[1], {})
+    assert router.match("GET", "/missing") == (None, set())
+    assert router.known == {}
+    assert router.match("GET", "/") == (router.routes[1], {})
+    assert router.known == {"/": {"GET": router.routes[1]}}
+
+
+@pytest.mark.parametrize("pattern, literal", [
+    (r"^/health$", "/health"), (r"^/a\.b\Z", "/a.b"), (r"/plain", "/plain"),
+    (r"^/a.b$", None), (r"^/(?P<id>[0-9]+)$", None), (r"^/x\$", None), (r"(?i)^/x$", None),
+])
+def test_a_route_knows_the_one_path_it_spells_out(pattern, literal):
+    assert Path(pattern, view).literal == literal
+
+
 # ======================================================================= reverse
 
 

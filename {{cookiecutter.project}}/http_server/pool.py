@@ -246,7 +246,7 @@ class WorkerPool:
                         return
                     connection = held.pop(0)
                 # Nothing is left to read after a short read.
-                self._serve_until_parked(connection, read=not connection.drained)
+                self._serve_until_parked(connection, not connection.drained)
         finally:
             del self.serving[me]
 

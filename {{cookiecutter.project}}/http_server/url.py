@@ -25,7 +25,7 @@ _NO_METHODS: frozenset[str] = frozenset()
 class Path:
     """``Path(regex, view, name=None, methods=None)``: ``regex`` is matched against the path."""
 
-    __slots__ = ("pattern", "regex", "view", "name", "methods")
+    __slots__ = ("pattern", "regex", "view", "name", "methods", "literal")
 
     def __init__(self, pattern: str, view: Callable, name: str | None = None,
                  methods: Iterable[str] | None = None) -> None:
@@ -39,6 +39,7 @@ class Path:
             if "GET" in allowed:
                 allowed.add("HEAD")
             self.methods = frozenset(allowed)
+        self.literal = _literal_path(pattern)  # the one path it matches, if it is plain text
 
     def reverse(self, **kwargs) -> str:
         """Fill the named groups in with ``kwargs``; each value must match its group."""
@@ -67,6 +68,20 @@ class Path:
     def __repr__(self) -> str:
         view = getattr(self.view, "__name__", self.view)
         return f"Path({self.pattern!r}, {view!r}, name={self.name!r})"
+
+
+def _literal_path(pattern: str) -> str | None:
+    """The path ``pattern`` spells out when it is plain text between its anchors
+    (``^/health$``, ``^/users\\Z``), else None."""
+    body = pattern.removeprefix("^").removesuffix("$").removesuffix("\\Z")
+    if any(c in _METACHARACTERS for c in _ESCAPED.sub("", body)):
+        return None
+    return _ESCAPED.sub(lambda m: m.group(1), body)
+
+
+# The methods a route lookup is remembered for: clients choose the method, and any other
+# token would let them grow the table without bound.
+_REMEMBERED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def reverse(name: str, /, **kwargs) -> str:
@@ -99,11 +114,15 @@ class Router:
     """Finds the first route whose regex matches the path and allows the method."""
 
     def __init__(self, routes: Iterable[Path] = ()) -> None:
-        self.routes: list[Path] = list(routes)
+        self.routes: list[Path] = list(routes)  # in the order they are tried; add() adds
         self.named = {route.name: route for route in self.routes if route.name}
+        # path -> method -> the route that answers it, for the paths routes spell out
+        # (``^/health$``): the usual request finds its route without a regex.
+        self.known: dict[str, dict[str, Path]] = {}
         _ROUTERS[:] = [weakref.ref(self), *(ref for ref in _ROUTERS if ref() is not None)]
 
     def add(self, route: Path) -> None:
+        # Tried after every route before it: what ``known`` says stays true.
         self.routes.append(route)
         if route.name:
             self.named[route.name] = route
@@ -113,6 +132,9 @@ class Router:
 
         ``allowed`` is the set of methods the matching routes accept (empty: no route matched).
         """
+        known = self.known.get(path)
+        if known is not None and method in known:
+            return known[method], {}
         allowed = _NO_METHODS  # a set is built only when a route refuses the method
         if not path.isprintable() and _CONTROL.search(path) is not None:
             return None, set()
@@ -122,7 +144,10 @@ class Router:
                 continue
             methods = route.methods
             if methods is None or method in methods:
-                return route, match.groupdict()
+                found = match.groupdict()
+                if path == route.literal and not found and method in _REMEMBERED_METHODS:
+                    self.known.setdefault(path, {})[method] = route
+                return route, found
             allowed |= methods
         return None, set(allowed)
 
