@@ -66,9 +66,11 @@ class ResponseHeaders(Headers):
     __slots__ = ()
 
     def __setitem__(self, key: str, value) -> None:
-        if not isinstance(value, str):
+        if type(value) is not str:
             value = str(value)
-        check_header(key, value)
+        # check_header's own quick test first, inlined: this runs for every header set.
+        if key not in _CHECKED_NAMES or not (value.isascii() and value.isprintable()):
+            check_header(key, value)
         lower = key.lower()  # Headers.__setitem__, inlined: this runs for every header set
         self._values[lower] = value
         self._names[lower] = key
