@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections import deque
 
 import pytest
 import requests
@@ -269,17 +270,17 @@ def test_a_blocked_threads_held_answers_are_handed_to_the_poller(make_pool):
     assert pool.poller.wait(0, 16) == []  # nothing to report yet
     connection.out.queue.append(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")  # held
     owner = 12345
-    pool.held[owner] = [connection]
+    pool.held[owner] = deque([connection])
     pool.serving[owner] = pool.clock() - pool_module.BLOCKED_AFTER * 5
     pool.relieve_blocked()
-    assert pool.held[owner] == [] and connection.parked
+    assert not pool.held[owner] and connection.parked
     assert [fd for fd, _ in pool.poller.wait(0, 16)] == [connection.fd]
     pool.serving.clear()
-    pool.held[owner] = [connection]  # a thread that is not blocked keeps what it holds
+    pool.held[owner] = deque([connection])  # a thread that is not blocked keeps what it holds
     connection.parked = False
     pool.serving[owner] = pool.clock()
     pool.relieve_blocked()
-    assert pool.held[owner] == [connection] and not connection.parked
+    assert list(pool.held[owner]) == [connection] and not connection.parked
     connection.close()
     client.close()
 

@@ -99,10 +99,11 @@ class WorkerPool:
         self.extra_slots = 0  # places added because threads were blocked
         self.slot_lock = threading.Lock()
         self.serving: dict[int, float] = {}  # thread ident -> when it took its event
-        # thread ident -> the connections whose answers it holds (see _handle), under
-        # held_lock: housekeeping takes those of a thread that blocks (_hand_over_held).
-        self.held: dict[int, list[Connection]] = {}
-        self.held_lock = threading.Lock()
+        # thread ident -> the connections whose answers it holds (see _handle). Housekeeping
+        # takes those of a thread that blocks (_hand_over_held), with no lock: each side
+        # takes a connection with one popleft, which the interpreter does at once, so each
+        # connection goes to one of them.
+        self.held: dict[int, deque[Connection]] = {}
         self.busy_until = 0.0  # housekeeping checks at least every blocked_after until then
         self.dozing = False  # housekeeping checks rarely: the next thread to serve wakes it
         self.connections: dict[int, Connection] = {}
@@ -127,7 +128,7 @@ class WorkerPool:
         me = threading.get_ident()
         # Served from this batch of events, their answers queued and not yet sent (see
         # _handle): this thread still owns them, and never waits before it sent them.
-        held: list[Connection] = []
+        held: deque[Connection] = deque()
         self.held[me] = held
         while self.running:
             if not self.slots.acquire(timeout=1.0):
@@ -186,7 +187,7 @@ class WorkerPool:
             ready.extend(events[1:])  # for the next free thread: one system call, many events
         return events[0]
 
-    def _handle(self, fd: int, mask: int, held: list[Connection]) -> None:
+    def _handle(self, fd: int, mask: int, held: deque[Connection]) -> None:
         """Serve the event. While more events of its batch wait, hold the connection's
         answers back: they go out with the rest of the batch's (``_send_held``). Sent one
         by one between the requests, each send would find the client asleep again and
@@ -214,8 +215,7 @@ class WorkerPool:
         finally:
             out.hold = False
         if keep:
-            with self.held_lock:
-                held.append(connection)
+            held.append(connection)
 
     @staticmethod
     def _serve(connection: Connection, read: bool = True) -> bool:
@@ -233,7 +233,7 @@ class WorkerPool:
                 return
             read = True  # an event came meanwhile
 
-    def _send_held(self, held: list[Connection], me: int) -> None:
+    def _send_held(self, held: deque[Connection], me: int) -> None:
         """Send the held answers, serve what came meanwhile, and park each connection.
 
         One at a time from the list: should serving one run a view that blocks, the
@@ -241,10 +241,10 @@ class WorkerPool:
         self._begin_serving(me)  # serving may run views again: pipelined requests
         try:
             while True:
-                with self.held_lock:
-                    if not held:
-                        return
-                    connection = held.pop(0)
+                try:
+                    connection = held.popleft()
+                except IndexError:  # all sent, or handed over meanwhile
+                    return
                 # Nothing is left to read after a short read.
                 self._serve_until_parked(connection, not connection.drained)
         finally:
@@ -255,12 +255,13 @@ class WorkerPool:
         sockets at once (they can take the answer), so that another thread sends them
         instead of leaving them to wait for the blocked view."""
         taken = []
-        with self.held_lock:
-            for ident in blocked:
-                held = self.held.get(ident)
-                if held:
-                    taken += held
-                    held.clear()
+        for ident in blocked:
+            held = self.held.get(ident)
+            while held:
+                try:
+                    taken.append(held.popleft())
+                except IndexError:  # the thread took the last one meanwhile
+                    break
         if not taken:
             return
         with self.lock:
