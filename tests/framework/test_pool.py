@@ -335,10 +335,10 @@ def test_the_selector_poller_serves_like_epoll(monkeypatch):
     server = WebServer(host="127.0.0.1", port=0, access_log=False, threads=4,
                        route=[Path(r"^/small$", small), Path(r"^/large$", large)])
     with LiveServer(server) as live:
-        assert isinstance(server.pool.poller, poller_module.SelectorPoller)
         with requests.Session() as session:
             for _ in range(20):  # one connection, parked and re-armed between requests
                 assert session.get(f"{live.url}/small", timeout=10).text == "small"
+        assert isinstance(server.pool.poller, poller_module.SelectorPoller)  # answered: made
         with socket.create_connection(("127.0.0.1", live.port), timeout=10) as raw:
             small_request = b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n"
             raw.sendall(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n" + small_request * 2)
