@@ -15,6 +15,9 @@ one time-driven threshold (``--blocked-after``) scaled by the slowdown under cal
 ``start``): unscaled, every request would count as a blocked view, and the figure would be
 that of the extra threads woken for it, up to 25% more, moving with the machine's load.
 The dumps are kept in ``bench/.work/callgrind/SERVER/``, one file per batch.
+A workload counted only (not run by wrk, ``batch50-hello``) sends on 50 connections at
+once, a request on each then every answer (``Rounds``): the server then answers them in
+batches, as under wrk, and holds answers back (pool.py), a path one connection never takes.
 For gunicorn the counted process is the worker (the one that answers: its X-Pid header);
 its master, waiting meanwhile, is not counted.
 
@@ -68,11 +71,17 @@ class KeepAlive:
         self.buffer = b""
 
     def request(self, workload: Workload) -> dict[str, str]:
+        self.send_request(workload)
+        return self.read_answer(workload)
+
+    def send_request(self, workload: Workload) -> None:
         body = workload.body
         head = (f"{workload.method} {workload.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
                 + (f"Content-Length: {len(body)}\r\nContent-Type: application/octet-stream\r\n"
                    if body else "") + "\r\n")
         self.sock.sendall(head.encode() + body)
+
+    def read_answer(self, workload: Workload) -> dict[str, str]:
         while b"\r\n\r\n" not in self.buffer:
             self.receive()
         raw_head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
@@ -99,6 +108,29 @@ class KeepAlive:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class Rounds:
+    """``connections`` keep-alive connections: in each round a request goes out on every one,
+    then every answer is read, as wrk's connections do at once. The server finds them ready
+    together and answers them as one batch (held answers, pool.py)."""
+
+    def __init__(self, port: int, connections: int):
+        self.clients = [KeepAlive(port) for _ in range(connections)]
+
+    def send(self, workload: Workload, count: int) -> None:
+        """``count`` requests in all: full rounds, then one on the first connections."""
+        while count > 0:
+            these = self.clients[:count]
+            for client in these:
+                client.send_request(workload)
+            for client in these:
+                client.read_answer(workload)
+            count -= len(these)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
 
 
 class Counter:
@@ -207,7 +239,14 @@ def measure_server(name: str, workloads: list[Workload], static_dir: Path, *, sm
         for w in workloads:
             row = {"server": name, "workload": w.name, "start_s": started}
             try:
-                row["instructions"] = count(counter, client, w, small, large, repeats)
+                if w.wrk:  # one connection, a request at a time
+                    row["instructions"] = count(counter, client, w, small, large, repeats)
+                else:  # counted only: as many connections as the workload says, in rounds
+                    rounds = Rounds(server.port, w.connections)
+                    try:
+                        row["instructions"] = count(counter, rounds, w, small, large, repeats)
+                    finally:
+                        rounds.close()
             except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as exc:
                 row["failed"] = str(exc)[:300]
             rows.append(row)

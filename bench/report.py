@@ -177,7 +177,7 @@ def chart(rows: list[dict], runs: int, path: Path, names: dict[str, str]) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(w.name, "rps", "requests/s") for w in WORKLOADS]
+    panels = [(w.name, "rps", "requests/s") for w in WORKLOADS if w.wrk]
     panels += [("idle", "rss_mib", "RSS MiB, idle connections held"),
                ("idle", "p99_ms", "new client p99 ms, idle held"),
                ("flood", "p99_ms", "new client p99 ms"), ("flood-big", "rss_mib", "RSS MiB after"),

@@ -50,6 +50,8 @@ class Workload:
     connections: int = CONNECTIONS
     expected: bytes | None = None  # the body every server must answer (None: ours' is the model)
     instructions: bool = False  # also counted in instructions per request (instructions.py)
+    # False: only counted, with `connections` connections sending at once (instructions.py)
+    wrk: bool = True
 
     @property
     def method(self) -> str:
@@ -64,6 +66,9 @@ WORKLOADS = [
     Workload("hello-keepalive", "hello, keep-alive", "/", expected=HELLO, instructions=True),
     Workload("hello-close", "hello, Connection: close", "/", wrk_args=("-H", "Connection: close"),
              expected=HELLO),
+    # As wrk's 50 connections do, which one connection, a request at a time, does not show.
+    Workload("batch50-hello", "hello, 50 connections at once", "/", expected=HELLO,
+             instructions=True, wrk=False),
     Workload("json-router", "JSON /users/<id> + middleware", "/users/42", instructions=True),
     Workload("post-echo-4k", "POST 4 KiB echo", "/echo", lua_args=("post", str(POST_BYTES)),
              expected=post_body(POST_BYTES), instructions=True),
@@ -87,4 +92,4 @@ LABELS = {
 
 
 def for_server(name: str) -> list[Workload]:
-    return [w for w in WORKLOADS if name in w.servers]
+    return [w for w in WORKLOADS if name in w.servers and w.wrk]

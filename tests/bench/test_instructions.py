@@ -4,6 +4,7 @@ A tiny count on a live server checks the figures' shape and sign and that each f
 difference of two batches; never a timing, and never a value beyond its sign.
 """
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -59,11 +60,36 @@ def test_a_tiny_count_on_our_server_reports_the_difference_of_two_batches():
         " (1.00)"
 
 
+@pytest.mark.skipif(bool(instructions.missing_tools()),
+                    reason="valgrind is not installed (bench/install.sh installs it)")
+@pytest.mark.skipif(not (VENV_BIN / "python").exists(),
+                    reason="bench/.venv does not exist (bench/install.sh creates it)")
+def test_a_workload_counted_only_sends_on_many_connections_in_rounds():
+    """``batch50-hello`` (here on 4 connections): a round sends on every connection, then
+    reads every answer; a batch of 5 is a round and one more request, and each figure is
+    still the difference of two batches."""
+    workload = dataclasses.replace(BY_NAME["batch50-hello"], connections=4)
+    assert not workload.wrk and workload.instructions
+    rows = instructions.measure_server("ours", [workload], measure.static_folder(WORK),
+                                       small=5, large=25, repeats=1, log=lambda line: None)
+    assert len(rows) == 1 and "failed" not in rows[0], rows
+    (pair,) = rows[0]["instructions"]["pairs"]
+    assert pair["large"]["instructions"] > pair["small"]["instructions"] > 0
+    assert rows[0]["instructions"]["per_request"] == pair["per_request"] > 0
+
+
+def test_a_workload_counted_only_is_never_run_by_wrk():
+    from workloads import for_server
+
+    assert "batch50-hello" not in [w.name for w in for_server("ours")]
+    assert "hello-keepalive" in [w.name for w in for_server("ours")]
+
+
 @pytest.mark.parametrize("arguments,why", [
     (["--batches", "5,5"], "--batches '5,5': 0 < SMALL < LARGE"),
     (["--batches", "x"], "--batches 'x': two whole numbers, SMALL,LARGE"),
     (["--workloads", "hello-close"], "--workloads 'hello-close' names 0 of hello-keepalive, "
-                                     "json-router, post-echo-4k"),
+                                     "batch50-hello, json-router, post-echo-4k"),
 ])
 def test_bad_instruction_options_get_one_clear_line(arguments, why):
     done = subprocess.run([sys.executable, str(BENCH / "run.py"), "--instructions-only",
