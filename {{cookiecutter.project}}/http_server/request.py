@@ -50,7 +50,10 @@ class Requests:
             self._body = None
             self._file = body
         self.remote_addr = remote_addr
-        raw_path, _, self.query_string = target.partition("?")
+        if "?" in target:
+            raw_path, _, self.query_string = target.partition("?")
+        else:  # the usual case: no tuple to build and take apart
+            raw_path, self.query_string = target, ""
         self.path = unquote(raw_path) if "%" in raw_path else raw_path
         self.trailers: list[tuple[str, str]] = []
 
