@@ -140,7 +140,7 @@ class RequestParser:
         self.method = None
         # RFC 9112 section 2.2: ignore empty lines before the request line, a few of
         # them: a client must not hold the connection open with empty lines alone.
-        if buf[0] == 0x0D:  # (the caller saw a byte) not a method's first: rare
+        if buf[0] == 0x0D:  # a CR where a method starts: empty lines first (the caller saw a byte)
             while buf.startswith(b"\r\n"):
                 del buf[:2]
                 self._empty_lines += 1
