@@ -119,12 +119,20 @@ def test_only_the_paths_and_methods_routes_spell_out_are_remembered():
 @pytest.mark.parametrize("pattern, literal", [
     (r"^/health$", "/health"), (r"^/a\.b\Z", "/a.b"), (r"/plain", "/plain"),
     (r"^/a.b$", None), (r"^/(?P<id>[0-9]+)$", None), (r"^/x\$", None), (r"(?i)^/x$", None),
+    (r"^/a\d$", None), (r"^/a\b$", None),
 ])
 def test_a_route_knows_the_one_path_it_spells_out(pattern, literal):
     assert Path(pattern, view).literal == literal
 
 
 # ======================================================================= reverse
+
+
+@pytest.mark.parametrize("pattern", [r"^/a\d$", r"^/v\w+$", r"^/(a)\1$"])
+def test_reverse_refuses_an_escaped_letter_or_digit(pattern):
+    """``\\d`` is a class, not the letter d: no single path spells the route out."""
+    with pytest.raises(ValueError, match="cannot be reversed"):
+        Path(pattern, view, name="escaped").reverse()
 
 
 def test_reverse_fills_the_named_groups_in():

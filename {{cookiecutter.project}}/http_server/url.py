@@ -13,7 +13,9 @@ from .response import check_header
 _ROUTERS: list[weakref.ref] = []
 
 _GROUP = re.compile(r"\(\?P<(\w+)>((?:[^()\\]|\\.|\((?!\?P<)(?:[^()\\]|\\.)*\))*)\)")
-_ESCAPED = re.compile(r"\\(.)")
+# An escaped character that stands for itself (`\.`, `\-`). An escaped letter or digit is
+# a class (`\d`), an anchor (`\b`) or a back-reference (`\1`), never a literal.
+_ESCAPED = re.compile(r"\\([^0-9A-Za-z])")
 _METACHARACTERS = set(".^$*+?{}[]|()\\")
 # A path with a control character matches no route: Python's "$" also matches before a
 # final "\n", so "^/admin$" would take "/admin\n" (the parser refuses these on the wire;
