@@ -320,7 +320,7 @@ def test_the_pool_of_a_forked_worker_shares_its_listening_socket():
 def test_the_selector_poller_serves_like_epoll(monkeypatch):
     """Where there is no epoll (macOS, BSD) the selector stands in: each socket reported
     once per arming, so a connection parked without output waiting must still be re-armed.
-    Keep-alive, pipelining, and a large answer to a client that reads late, through it."""
+    Keep-alive, pipelining, and a large answer to a client with a small window, through it."""
     from http_server import poller as poller_module
 
     monkeypatch.setattr(pool_module, "make_poller", poller_module.SelectorPoller)
@@ -339,10 +339,13 @@ def test_the_selector_poller_serves_like_epoll(monkeypatch):
             for _ in range(20):  # one connection, parked and re-armed between requests
                 assert session.get(f"{live.url}/small", timeout=10).text == "small"
         assert isinstance(server.pool.poller, poller_module.SelectorPoller)  # answered: made
-        with socket.create_connection(("127.0.0.1", live.port), timeout=10) as raw:
+        with socket.socket() as raw:
+            # A small receive window: the 4 MiB answer waits for writability, again and again.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            raw.settimeout(10)
+            raw.connect(("127.0.0.1", live.port))
             small_request = b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n"
             raw.sendall(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\n" + small_request * 2)
-            threading.Event().wait(0.2)  # read late: the answer waits for writability
             received = b""
             while received.count(b"Content-Length: 5\r\n\r\nsmall") < 2:
                 chunk = raw.recv(1 << 16)
