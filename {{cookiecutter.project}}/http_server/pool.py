@@ -327,8 +327,9 @@ class WorkerPool:
                 connection.again = False
                 return False
             connection.parked = True
-            if self.rearm_always or connection.out.queue:
-                self.poller.rearm(connection.fd, bool(connection.out.queue))
+            writable = bool(connection.out.queue)
+            if writable or self.rearm_always:
+                self.poller.rearm(connection.fd, writable)
         return True
 
     def forget(self, connection: Connection) -> None:

@@ -59,12 +59,10 @@ class Path:
             return f"\x00{len(filled) - 1}\x00"  # a placeholder, so values are never unescaped
 
         filled: list[str] = []
-        path = _GROUP.sub(fill, pattern)
-        path = path.removeprefix("^").removesuffix("$").removesuffix("\\Z")
-        literal_only = _ESCAPED.sub("", re.sub("\x00[0-9]+\x00", "", path))
-        if any(c in _METACHARACTERS for c in literal_only):
+        # With its groups filled in, the rest of the pattern must be plain text.
+        path = _literal_path(_GROUP.sub(fill, pattern))
+        if path is None:
             raise ValueError(f"route {self.name!r} ({self.pattern!r}) cannot be reversed")
-        path = _ESCAPED.sub(lambda m: m.group(1), path)
         return re.sub("\x00([0-9]+)\x00", lambda m: filled[int(m.group(1))], path)
 
     def __repr__(self) -> str:
