@@ -787,3 +787,16 @@ def test_reverse_fills_a_group_called_name():
     server = WebServer(route=[route])
     assert reverse("person", name="ada") == "/people/ada"
     assert server.reverse("person", name="ada") == "/people/ada"
+
+
+def test_header_values_go_out_in_latin_1_where_they_can_and_in_utf_8_otherwise():
+    response = Response()
+    response.headers["X-Plain"] = "abc"
+    response.headers["X-Latin"] = "café"
+    response.headers["X-Euro"] = "5 €"
+    response.send(b"", 204, None)
+    lines = response.head_bytes().split(b"\r\n")
+    assert b"X-Plain: abc" in lines
+    assert "X-Latin: café".encode("latin-1") in lines
+    assert "X-Euro: 5 €".encode() in lines
+    assert lines[-2:] == [b"", b""]  # the header section ends with one empty line

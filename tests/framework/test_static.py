@@ -758,3 +758,71 @@ def test_a_target_longer_than_the_request_line_limit_never_reaches_the_mount(liv
     status, _, body = get_raw(live, "/media/hello.txt?" + "x" * 9000)
     assert status == 414
     assert TEXT not in body
+
+
+# --------------------------------------------------------------------------- remembered paths
+
+
+def test_a_remembered_path_still_finds_and_checks_its_file_every_time(tmp_path):
+    """The mount remembers a served path's checks and type, never the file: a file
+    replaced, removed, or swapped for a symlink out of the root is seen at once."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "secret.txt").write_bytes(SECRET)
+    page = root / "page.txt"
+    page.write_bytes(b"one")
+    server = WebServer(host="127.0.0.1", port=0, route=[], access_log=False)
+    server.fileServer("/m/", str(root))
+    mount = server.mounts[0]
+    with LiveServer(server) as live:
+        first = requests.get(live.url + "/m/page.txt")
+        assert first.content == b"one"
+        assert "/m/page.txt" in mount.checked_paths
+        page.write_bytes(b"two!")
+        os.utime(page, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
+        second = requests.get(live.url + "/m/page.txt")
+        assert second.content == b"two!" and second.headers["ETag"] != first.headers["ETag"]
+        page.unlink()
+        assert requests.get(live.url + "/m/page.txt").status_code == 404
+        page.symlink_to(tmp_path / "secret.txt")
+        status, _, body = get_raw(live, "/m/page.txt")
+        assert status == 404 and SECRET not in body
+        # The query string is no part of what is remembered.
+        (root / "b.txt").write_bytes(b"b")
+        assert requests.get(live.url + "/m/b.txt?v=1").content == b"b"
+        assert "/m/b.txt" in mount.checked_paths
+
+
+def test_only_paths_that_served_a_file_are_remembered_and_only_so_many(tmp_path, monkeypatch):
+    from http_server import static
+
+    root = tmp_path / "root"
+    root.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (root / name).write_bytes(name.encode())
+    monkeypatch.setattr(static, "MAX_REMEMBERED_PATHS", 2)
+    server = WebServer(host="127.0.0.1", port=0, route=[], access_log=False)
+    server.fileServer("/m/", str(root))
+    mount = server.mounts[0]
+    with LiveServer(server) as live:
+        assert requests.get(live.url + "/m/missing.txt").status_code == 404
+        assert get_raw(live, "/m/.hidden")[0] == 404
+        assert mount.checked_paths == {}
+        for name in ("a.txt", "b.txt", "c.txt"):  # the third finds the table full
+            assert requests.get(live.url + "/m/" + name).content == name.encode()
+        assert sorted(mount.checked_paths) == ["/m/a.txt", "/m/b.txt"]
+        assert requests.get(live.url + "/m/c.txt").content == b"c.txt"  # still served
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_an_unconditional_request_gets_the_headers_a_conditional_one_does(live, method):
+    """Without a conditional or Range field the answer takes a short way; it must be the
+    answer that a precondition which holds gives (If-None-Match with another tag)."""
+    for name in ("hello.txt", "big.bin", "empty.txt", "café.txt"):
+        target = "/media/" + name.replace("é", "%C3%A9")
+        plain = get_raw(live, target, method)
+        other = get_raw(live, target, method, headers={"If-None-Match": '"other"'})
+        for _, headers, _ in (plain, other):
+            headers.pop("date")
+        assert plain == other, name
+        assert plain[0] == 200

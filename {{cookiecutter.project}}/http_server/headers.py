@@ -50,6 +50,10 @@ class Headers(MutableMapping):
     def get(self, key: str, default=None):
         return self._values.get(key.lower(), default)
 
+    def has_any(self, lower_names: frozenset[str]) -> bool:
+        """Whether any of ``lower_names`` (lower-case) is here: one test for all of them."""
+        return not lower_names.isdisjoint(self._values)
+
     def __iter__(self) -> Iterator[str]:
         names = self._names
         return (names.get(lower, lower) for lower in self._values)
@@ -65,19 +69,19 @@ class Headers(MutableMapping):
     def __repr__(self) -> str:
         return f"Headers({dict(self.items_for_wire())!r})"
 
-    def wire_lines(self, skip: frozenset[str]) -> list[bytes]:
+    def wire_lines(self, skip: frozenset[str]) -> bytes:
         """``Name: value\r\n`` for each field but those in ``skip`` (lower-case names).
 
         Latin-1 where the value allows it (HTTP's historical charset), UTF-8 otherwise.
         """
         names = self._names
-        lines = []
-        for lower, value in self._values.items():
-            if lower not in skip:
-                line = f"{names.get(lower, lower)}: {value}\r\n"
-                lines.append(line.encode("latin-1" if value.isascii() else _encoding(value)))
-        return lines
+        text = "".join([f"{names.get(lower, lower)}: {value}\r\n"
+                        for lower, value in self._values.items() if lower not in skip])
+        if text.isascii():  # the usual case: all the lines encoded at once
+            return text.encode("ascii")
+        return b"".join([f"{names.get(lower, lower)}: {value}\r\n".encode(_encoding(value))
+                         for lower, value in self._values.items() if lower not in skip])
 
 
 def _encoding(value: str) -> str:
-    return "latin-1" if max(value) <= "\xff" else "utf-8"
+    return "latin-1" if value.isascii() or max(value) <= "\xff" else "utf-8"

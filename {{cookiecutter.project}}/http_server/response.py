@@ -232,7 +232,7 @@ class Response:
             parts.append(b"Connection: close\r\n")
         elif http10:
             parts.append(b"Connection: keep-alive\r\n")
-        parts += headers.wire_lines(_FRAMING_HEADERS)
+        parts.append(headers.wire_lines(_FRAMING_HEADERS))
         if self.cookies:
             for name, cookie in self.cookies.items():
                 parts.append(set_cookie_line(name, cookie))

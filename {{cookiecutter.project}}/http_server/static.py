@@ -27,6 +27,11 @@ the HTTP around it is general and lives apart: validators and 304/412 in
   with ``Allow: GET, HEAD``.
 * The body goes out with ``response.send_file`` (``socket.sendfile``): a file
   is never read into memory.
+* A mount remembers, for each path it served a file for (up to
+  ``MAX_REMEMBERED_PATHS``), what depends on the path alone: its segments,
+  checked, and the file's type. The file itself is found below the root,
+  checked and opened on every request. A request with no conditional or
+  ``Range`` field goes straight to the whole file.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from urllib.parse import quote
 
 from .conditional import not_modified
 from .errors import HTTPError
+from .headers import Headers
+from .httpdate import http_date
 from .mediatypes import content_type_for
 from .ranges import MULTIPART_LIMIT, send_with_ranges
 from .response import check_header
@@ -47,6 +54,13 @@ __all__ = ["StaticFiles", "UnsafePath"]
 
 ALLOWED_METHODS = ("GET", "HEAD")
 MAX_SEGMENTS = 64
+# A mount remembers the paths it has served a file for, checked (see StaticFiles.serve):
+# at most this many, so that requests for ever new names cannot grow it without end.
+MAX_REMEMBERED_PATHS = 1024
+# The request fields that make a file's answer conditional or partial. Without any of
+# them, the usual GET, the answer is the whole file and none of that machinery runs.
+_CONDITIONAL_FIELDS = frozenset({"if-match", "if-none-match", "if-modified-since",
+                                 "if-unmodified-since", "range", "if-range"})
 
 # O_NONBLOCK: opening a FIFO someone left in the folder must not block the worker.
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -135,6 +149,11 @@ def resolve(root_real: str, segments: list[str], *, allow_hidden: bool = False) 
     """
     for segment in segments:
         check_segment(segment, allow_hidden=allow_hidden)
+    return resolve_checked(root_real, segments)
+
+
+def resolve_checked(root_real: str, segments: list[str]) -> str:
+    """``resolve`` for segments that ``check_segment`` has already let through."""
     candidate = _real_below(root_real, segments)
     if not is_inside(root_real, candidate):
         raise UnsafePath("outside the root")
@@ -264,6 +283,10 @@ class StaticFiles:
         self.listing = bool(listing)
         self.allow_hidden = bool(allow_hidden)
         self.multipart_limit = multipart_limit
+        # raw request path -> (segments below the mount, each let through by check_segment;
+        # the file's Content-Type). Only what depends on the path alone: the file itself is
+        # found, checked and opened again on every request.
+        self.checked_paths: dict[str, tuple[list[str], str]] = {}
 
     def __repr__(self) -> str:
         return f"StaticFiles({self.prefix!r}, {self.root!r})"
@@ -303,10 +326,19 @@ class StaticFiles:
         if request.method not in ALLOWED_METHODS:
             response.headers["Allow"] = ", ".join(ALLOWED_METHODS)
             raise HTTPError(405, "method not allowed")
+        target = request.target
+        raw_path = target.partition("?")[0] if "?" in target else target
+        known = self.checked_paths.get(raw_path)
         try:
-            segments, trailing = segments_below(self.prefix_segments, request.path_segments)
+            if known is None:
+                segments, trailing = segments_below(self.prefix_segments,
+                                                    request.path_segments)
+                for segment in segments:
+                    check_segment(segment, allow_hidden=self.allow_hidden)
+            else:
+                segments, trailing = known[0], False
             root_real = self.real_root()
-            real = resolve(root_real, segments, allow_hidden=self.allow_hidden)
+            real = resolve_checked(root_real, segments)
             fd = open_inside(root_real, real)
         except UnsafePath:
             raise HTTPError(404, "not found") from None
@@ -322,6 +354,10 @@ class StaticFiles:
                 os.set_blocking(fd, True)  # was only there so that a FIFO cannot block open()
             fileobj = open(fd, "rb", buffering=0)  # noqa: SIM115 - closed below or by the writer
             fd = None
+            if known is None:
+                known = (segments, content_type_for(segments[-1] if segments else real))
+                if len(self.checked_paths) < MAX_REMEMBERED_PATHS:
+                    self.checked_paths[raw_path] = known
             etag = make_etag(st)
             mtime = int(st.st_mtime)
             headers = response.headers
@@ -329,11 +365,23 @@ class StaticFiles:
             headers["X-Content-Type-Options"] = "nosniff"
             if self.cache_control is not None:
                 headers["Cache-Control"] = self.cache_control
+            body, fileobj = fileobj, None  # the answer takes the file over
+            fields = request.headers
+            if type(fields) is Headers and not fields.has_any(_CONDITIONAL_FIELDS):
+                headers["ETag"] = etag
+                headers["Last-Modified"] = http_date(mtime)
+                size = st.st_size
+                if size:
+                    response.send_file(body, 0, size, 200, known[1])
+                else:  # nothing for sendfile to do
+                    body.close()
+                    response.send(b"", 200, known[1])
+                return
+            fileobj = body
             if not_modified(request, response, etag=etag, last_modified=mtime):
                 return
             body, fileobj = fileobj, None  # send_with_ranges takes the file over
-            content_type = content_type_for(segments[-1] if segments else real)
-            send_with_ranges(request, response, body, content_type, size=st.st_size, etag=etag,
+            send_with_ranges(request, response, body, known[1], size=st.st_size, etag=etag,
                              last_modified=mtime, multipart_limit=self.multipart_limit)
         finally:
             if fileobj is not None:
