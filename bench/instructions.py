@@ -202,8 +202,10 @@ def count(counter: Counter, client: KeepAlive, workload: Workload, small: int, l
                 round((WARMUP + repeats * (small + large)) / seconds, 1)}
 
 
-def start(name: str, static_dir: Path, out_dir: Path) -> tuple[Server, KeepAlive, int]:
-    """``name`` started under callgrind, a connection to it, and the PID that answers on it."""
+def start(name: str, static_dir: Path, out_dir: Path,
+          probe: Workload) -> tuple[Server, KeepAlive, int]:
+    """``name`` started under callgrind, a connection to it, and the PID that answers on it
+    (its X-Pid header; a server without the tiny app, nginx, is one process)."""
     # Ours times its threads' events to tell a blocked view (BLOCKED_AFTER, 2 ms) from a
     # busy one; under callgrind every request lasts CALLGRIND_SLOWDOWN times longer, and
     # would count as blocked. The threshold is scaled alike, so that the server does
@@ -212,10 +214,10 @@ def start(name: str, static_dir: Path, out_dir: Path) -> tuple[Server, KeepAlive
              else [])
     server = Server(name, static_dir, wrapper=valgrind_prefix(out_dir), tag="callgrind",
                     extra_args=extra)
-    server.start("/", timeout=START_TIMEOUT)
+    server.start(probe.path, timeout=START_TIMEOUT)
     client = KeepAlive(server.port)
-    hello = Workload("hello", "hello", "/")
-    return server, client, int(client.request(hello)["x-pid"])
+    answer = client.request(probe)
+    return server, client, int(answer["x-pid"]) if "x-pid" in answer else server.pid
 
 
 def measure_server(name: str, workloads: list[Workload], static_dir: Path, *, small: int,
@@ -228,7 +230,7 @@ def measure_server(name: str, workloads: list[Workload], static_dir: Path, *, sm
     rows = []
     t0 = time.monotonic()
     try:
-        server, client, pid = start(name, static_dir, out_dir)
+        server, client, pid = start(name, static_dir, out_dir, workloads[0])
     except (RuntimeError, OSError, KeyError, ValueError) as exc:
         log(f"  ! {name} under callgrind: {exc}")
         return [{"server": name, "workload": w.name, "failed": str(exc)[:300]}

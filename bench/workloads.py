@@ -73,7 +73,8 @@ WORKLOADS = [
     Workload("post-echo-4k", "POST 4 KiB echo", "/echo", lua_args=("post", str(POST_BYTES)),
              expected=post_body(POST_BYTES), instructions=True),
     # The expected bytes are the file's, read once it is written (measure.expected_bodies).
-    Workload("static-1mib", "static 1 MiB file", "/static/1mib.bin", servers=STATIC_SERVERS),
+    Workload("static-1mib", "static 1 MiB file", "/static/1mib.bin", servers=STATIC_SERVERS,
+             instructions=True),
     # Fewer connections than the 16 threads: every request can wait at once.
     Workload("blocking-50ms", "view waiting 50 ms, 15 conns", "/wait", connections=15,
              expected=b"waited"),

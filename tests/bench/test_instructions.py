@@ -89,7 +89,7 @@ def test_a_workload_counted_only_is_never_run_by_wrk():
     (["--batches", "5,5"], "--batches '5,5': 0 < SMALL < LARGE"),
     (["--batches", "x"], "--batches 'x': two whole numbers, SMALL,LARGE"),
     (["--workloads", "hello-close"], "--workloads 'hello-close' names 0 of hello-keepalive, "
-                                     "batch50-hello, json-router, post-echo-4k"),
+                                     "batch50-hello, json-router, post-echo-4k, static-1mib"),
 ])
 def test_bad_instruction_options_get_one_clear_line(arguments, why):
     done = subprocess.run([sys.executable, str(BENCH / "run.py"), "--instructions-only",
