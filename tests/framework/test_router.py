@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 
 import pytest
+from http_server import url
 from http_server.response import Response
 from http_server.url import Path, Redirect, Router, reverse
 
@@ -123,6 +124,91 @@ def test_only_the_paths_and_methods_routes_spell_out_are_remembered():
 ])
 def test_a_route_knows_the_one_path_it_spells_out(pattern, literal):
     assert Path(pattern, view).literal == literal
+
+
+# ==================================================================== route tree
+
+# Patterns of every shape the tree must read right: the whole segments each spells out
+# (none: the route is tried for every path).
+INDEXED = [
+    (r"^/$", [""]),
+    (r"^/users/(?P<id>[0-9]+)$", ["users"]),
+    (r"^/users$", ["users"]),
+    (r"^/hello\Z", ["hello"]),
+    (r"/plain/(?P<x>\w+)", ["plain"]),  # match() anchors at the start anyway
+    (r"^/a\.b/c$", ["a.b", "c"]),
+    (r"^/api/v1/items$", ["api", "v1", "items"]),
+    (r"^/café/", ["café"]),
+    (r"^/users?/x$", []),  # the "s" may be missing
+    (r"^/ab*c/", []),
+    (r"^/a{2}/", []),
+    (r"^/a/?$", []),  # the slash may be missing
+    (r"^/a?/", []),
+    (r"^/a\d/x$", []),  # \d is a class, not the letter d
+    (r"^/files/(a|b)$", []),  # an alternative: read as starting anywhere
+    (r"^/x|^/y/", []),
+    (r"^/x/a|^/z/", []),  # "/z/" matches: the first segment is not always "x"
+    (r"^/a/*x$", []),  # "/ax" matches: the slash may be missing
+    (r"^/(?P<any>[^/]+)/tail$", []),
+    (r"^/api/v1/(?P<id>[0-9]+)/more$", ["api", "v1"]),
+    (r"^/api/v1/ite(?P<rest>.*)$", ["api", "v1"]),  # "ite" is not a whole segment
+    (r"^/api/v2/", ["api", "v2"]),
+    (r"^/users(?:/|$)", []),
+    (r"^/users", []),  # a prefix: also "/usersX"
+    (r"(?i)^/case/", []),
+    (r"^.*$", []),
+    (r"^/end\\", []),  # an escaped backslash, then the end of the pattern: a prefix
+]
+PATHS = ["/", "/users", "/users/1", "/user/x", "/users/x", "/usersX", "/users/", "/hello",
+         "/plain/q", "/a.b/c", "/axb/c", "/api/v1/items", "/api/v2/items", "/café/x",
+         "/aa/", "/a", "/a/", "/ac/", "/abbbc/", "/a1/x", "/ad/x", "/files/a", "/x", "/y/",
+         "/q/tail", "/CASE/", "/x/a", "/z/", "/ax", "/end\\", "", "*", "xusers/1", "//users/1",
+         "/api/v1/7/more", "/api/v1/items/x", "/api/v1/itemsx", "/api/v2/x", "/api/v3/x"]
+
+
+@pytest.mark.parametrize("pattern,segments", INDEXED)
+def test_the_segments_a_route_spells_out(pattern, segments):
+    assert url._literal_segments(pattern) == segments
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_the_tree_finds_what_trying_every_route_in_order_finds(method):
+    """The tree may only leave out routes that cannot match: for every path, the answer
+    is that of trying each route in its order, the plain way."""
+    routes = [Path(pattern, view, methods=["POST"] if i % 3 == 1 else None)
+              for i, (pattern, _) in enumerate(INDEXED)]
+    assert len(routes) > url.ROUTES_BEFORE_TREE
+    router = Router(routes)
+    late = Router(routes[:5])
+    for route in routes[5:]:  # added one by one, with requests in between
+        late.match(method, "/users/1")
+        late.add(route)
+    for path in PATHS:
+        expected_allowed = set()
+        expected = (None, expected_allowed)
+        for route in routes:
+            found = route.regex.match(path)
+            if found is None:
+                continue
+            if route.methods is None or method in route.methods:
+                expected = (route, found.groupdict())
+                break
+            expected_allowed |= route.methods
+        for each in (router, late):
+            assert each.match(method, path) == expected, (path, method)
+            assert each.match(method, path) == expected, (path, method)  # remembered too
+    assert router.tree is not None
+
+
+def test_many_routes_are_not_all_tried():
+    routes = [Path(rf"^/api/thing{i}/(?P<id>[0-9]+)$", view) for i in range(30)]
+    router = Router(routes)
+    assert router.match("GET", "/api/thing29/7") == (routes[29], {"id": "7"})
+    assert router.tree.children["api"].children["thing29"].candidates == [routes[29]]
+    catch_all = Path(r"^/(?P<rest>.*)$", other)
+    router.add(catch_all)  # tried for every path, after the routes before it
+    assert router.match("GET", "/api/thing3/x") == (catch_all, {"rest": "api/thing3/x"})
+    assert router.tree.children["api"].children["thing3"].candidates == [routes[3], catch_all]
 
 
 # ======================================================================= reverse

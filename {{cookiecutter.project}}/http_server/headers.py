@@ -75,8 +75,10 @@ class Headers(MutableMapping):
         Latin-1 where the value allows it (HTTP's historical charset), UTF-8 otherwise.
         """
         names = self._names
-        text = "".join([f"{names.get(lower, lower)}: {value}\r\n"
-                        for lower, value in self._values.items() if lower not in skip])
+        text = ""  # a loop, not a comprehension: that would be one more call (Python 3.11)
+        for lower, value in self._values.items():
+            if lower not in skip:
+                text += f"{names.get(lower, lower)}: {value}\r\n"
         if text.isascii():  # the usual case: all the lines encoded at once
             return text.encode("ascii")
         return b"".join([f"{names.get(lower, lower)}: {value}\r\n".encode(_encoding(value))

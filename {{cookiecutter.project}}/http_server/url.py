@@ -79,6 +79,65 @@ def _literal_path(pattern: str) -> str | None:
     return _ESCAPED.sub(lambda m: m.group(1), body)
 
 
+_QUANTIFIERS = frozenset("*+?{")
+
+
+def _literal_segments(pattern: str) -> list[str]:
+    """The whole segments every path ``pattern`` matches begins with, as far as the pattern
+    spells them out: ``^/api/v1/users/(?P<id>[0-9]+)$`` gives ``["api", "v1", "users"]``,
+    ``^/health$`` ``["health"]``, and ``^/$`` or ``^/users?/x`` nothing."""
+    body = pattern.removeprefix("^")
+    if not body.startswith("/") or "|" in pattern:  # an alternative may start elsewhere
+        return []
+    segments: list[str] = []
+    segment: list[str] = []
+    i, end = 1, len(body)
+    while i < end:
+        char = body[i]
+        if char == "\\":
+            escaped = body[i + 1:i + 2]
+            if escaped == "Z" and i + 2 == end:
+                break
+            if not escaped or escaped.isalnum():  # \d, \w, \b, \1: not one literal character
+                return segments
+            char, width = escaped, 2
+        elif char == "$" and i + 1 == end:
+            break
+        elif char in _METACHARACTERS:
+            return segments
+        else:
+            width = 1
+        if body[i + width:i + width + 1] in _QUANTIFIERS and i + width < end:
+            return segments  # the character may repeat or be missing
+        if char == "/":
+            segments.append("".join(segment))
+            segment = []
+        else:
+            segment.append(char)
+        i += width
+    else:
+        return segments  # a prefix: "^/users" also matches "/usersX"
+    segments.append("".join(segment))  # the pattern ends there: its last segment is whole
+    return segments
+
+
+class _Node:
+    """Where the routes that spell out the same first segments meet (``Router.tree``)."""
+
+    __slots__ = ("children", "candidates")
+
+    def __init__(self, candidates: list[Path]):
+        self.children: dict[str, _Node] = {}
+        # The routes a path reaching this node may match, in the order they are tried:
+        # those placed here or on the way here.
+        self.candidates = candidates
+
+
+# A router with more routes than this finds a path's candidates in a tree of their
+# first segments; with fewer, trying each route costs less than walking the tree.
+ROUTES_BEFORE_TREE = 8
+
+
 # The methods a route lookup is remembered for: clients choose the method, and any other
 # token would let them grow the table without bound.
 _REMEMBERED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -114,11 +173,17 @@ class Router:
     """Finds the first route whose regex matches the path and allows the method."""
 
     def __init__(self, routes: Iterable[Path] = ()) -> None:
-        self.routes: list[Path] = list(routes)  # in the order they are tried; add() adds
-        self.named = {route.name: route for route in self.routes if route.name}
+        self.routes: list[Path] = []  # in the order they are tried; add() adds
+        self.named: dict[str, Path] = {}
         # path -> method -> the route that answers it, for the paths routes spell out
         # (``^/health$``): the usual request finds its route without a regex.
         self.known: dict[str, dict[str, Path]] = {}
+        # With more than ROUTES_BEFORE_TREE routes, a tree of the segments they spell out
+        # (``_literal_segments``): a path is tried against the routes its first segments
+        # lead to, not against every route. Built at the first match after a change.
+        self.tree: _Node | None = None
+        for route in routes:
+            self.add(route)
         _ROUTERS[:] = [weakref.ref(self), *(ref for ref in _ROUTERS if ref() is not None)]
 
     def add(self, route: Path) -> None:
@@ -126,6 +191,20 @@ class Router:
         self.routes.append(route)
         if route.name:
             self.named[route.name] = route
+        self.tree = None
+
+    def _grow_tree(self) -> _Node:
+        root = _Node([])
+        for route in self.routes:
+            node = root
+            for segment in _literal_segments(route.pattern):
+                child = node.children.get(segment)
+                if child is None:
+                    child = node.children[segment] = _Node(list(node.candidates))
+                node = child
+            _add_below(node, route)
+        self.tree = root
+        return root
 
     def match(self, method: str, path: str):
         """``(route, kwargs)`` for the first match; ``(None, allowed)`` if only the method is wrong.
@@ -138,7 +217,16 @@ class Router:
         allowed = _NO_METHODS  # a set is built only when a route refuses the method
         if not path.isprintable() and _CONTROL.search(path) is not None:
             return None, set()
-        for route in self.routes:
+        routes = self.routes
+        if len(routes) > ROUTES_BEFORE_TREE:
+            node = self.tree or self._grow_tree()
+            for segment in path.split("/")[1:]:
+                child = node.children.get(segment)
+                if child is None:
+                    break
+                node = child
+            routes = node.candidates
+        for route in routes:
             match = route.regex.match(path)
             if match is None:
                 continue
@@ -157,3 +245,11 @@ class Router:
         except KeyError:
             raise LookupError(f"no route is named {name!r}") from None
         return route.reverse(**kwargs)
+
+
+def _add_below(node: _Node, route: Path) -> None:
+    """``route`` is a candidate at ``node`` and at every node below it (added in the order
+    of the routes: each candidate list stays in that order)."""
+    node.candidates.append(route)
+    for child in node.children.values():
+        _add_below(child, route)
