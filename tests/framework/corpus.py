@@ -492,6 +492,11 @@ INVALID = [
     bad("content-length-fullwidth-digit",
         http("POST / HTTP/1.1", HOST, b"Content-Length: " + "\uff15".encode(), body=b"hello"),
         400),
+    # Latin-1's superscript digits: str.isdigit() takes them, the grammar does not.
+    bad("content-length-latin-1-superscript-digit",
+        http("POST / HTTP/1.1", HOST, b"Content-Length: \xb2", body=b"hi"), 400),
+    bad("content-length-digits-then-superscript",
+        http("POST / HTTP/1.1", HOST, b"Content-Length: 1\xb9", body=b"x" * 11), 400),
     bad("content-length-19-digits",
         http("POST / HTTP/1.1", HOST, "Content-Length: " + "1" * 19), 400),
     bad("content-length-19-digits-with-leading-zeros",

@@ -800,3 +800,25 @@ def test_header_values_go_out_in_latin_1_where_they_can_and_in_utf_8_otherwise()
     assert "X-Latin: café".encode("latin-1") in lines
     assert "X-Euro: 5 €".encode() in lines
     assert lines[-2:] == [b"", b""]  # the header section ends with one empty line
+
+
+@pytest.mark.parametrize("content", [
+    {"a": 1, "text": "é✓\u2028\x00\"\\", "list": [1, 2.5, None, True, False], "nested": {"x": []}},
+    [], {}, "a str", 3, 1.0, -0.0, 1e300, 12345678901234567890, float("nan"), float("inf"),
+    {"keys": {1: "int", 2.5: "float", None: "none", False: "bool"}},
+])
+def test_send_json_writes_what_json_dumps_writes(content):
+    response = Response()
+    response.sendJson(content)
+    expected = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+    assert response.body == expected.encode("utf-8")
+    assert response.content_type == "application/json"
+
+
+def test_send_json_refuses_what_json_refuses():
+    circular: list = []
+    circular.append(circular)
+    with pytest.raises(ValueError, match="Circular reference"):
+        Response().sendJson(circular)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        Response().sendJson({"a": object()})

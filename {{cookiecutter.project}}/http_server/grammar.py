@@ -57,8 +57,6 @@ FIELD_LINES = re.compile(
     + r"(?:[\t \x21-\x7e\x80-\xff]*" + _VCHAR.decode("latin-1") + r")?)?[ \t]*\r\n"
 )
 
-CONTENT_LENGTH = re.compile(rb"[0-9]{1,18}")
-
 # The fields that decide a request's framing and the connection's fate (parser.py).
 FRAMING_FIELDS = frozenset(
     {"content-length", "transfer-encoding", "host", "connection", "expect", "content-type"}

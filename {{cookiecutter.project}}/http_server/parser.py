@@ -269,7 +269,9 @@ class RequestParser:
             if name == "content-length":
                 if content_length is not None:
                     raise BadRequest("more than one Content-Length")
-                if grammar.CONTENT_LENGTH.fullmatch(value.encode("latin-1")) is None:
+                # 1*DIGIT, at most 18 of them (an int64): ASCII digits only, as
+                # isdigit() alone also takes "²" and other digits of latin-1.
+                if not (value.isdigit() and value.isascii() and len(value) <= 18):
                     raise BadRequest("Content-Length is not a decimal number")
                 content_length = int(value)
             elif name == "transfer-encoding":

@@ -29,8 +29,23 @@ _COOKIE_VALUE = grammar.re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*
 _COOKIE_ATTRIBUTE = grammar.re.compile(r"[\x20-\x3a\x3c-\x7e]*")  # no controls, no ';'
 _SAMESITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
 
-# Compact JSON, UTF-8 as is; one encoder for all (json.dumps builds one per call).
-_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Compact JSON, UTF-8 as is, as json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# writes it. Its encode() builds the C encoder anew on every call, through two Python
+# functions; _to_json builds it at once. A new one each time all the same: the encoder's
+# record of the containers it is inside (to refuse a circular one) is not for two threads.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+try:
+    from _json import make_encoder as _c_make_encoder
+except ImportError:  # an interpreter without the C accelerator
+    _c_make_encoder = None
+
+
+def _to_json(content) -> str:
+    if _c_make_encoder is None:
+        return _JSON.encode(content)
+    encode = _c_make_encoder({}, _JSON.default, json.encoder.encode_basestring, None,
+                             ":", ",", False, False, True)
+    return "".join(encode(content, 0))
 _CHECKED_TYPES: set[str] = set()  # Content-Type values already known to be safe
 
 
