@@ -193,6 +193,11 @@ VALID = [
         Parsed("GET", "/", headers=(H, ("accept", "a"), ("cookie", "x=1"), ("accept", "b"))),
     ),
     good(
+        "repeated-cookie-lines-kept-in-order",  # joined with "; " for the view (headers.py)
+        http("GET / HTTP/1.1", HOST, "Cookie: a=1", "X-B: 2", "Cookie: c=3"),
+        Parsed("GET", "/", headers=(H, ("cookie", "a=1"), ("x-b", "2"), ("cookie", "c=3"))),
+    ),
+    good(
         "header-value-with-colons-and-tabs",
         http("GET / HTTP/1.1", HOST, "X-A: a:b\tc"),
         Parsed("GET", "/", headers=(H, ("x-a", "a:b\tc"))),
