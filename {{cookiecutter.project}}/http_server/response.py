@@ -34,10 +34,7 @@ _SAMESITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
 # functions; _to_json builds it at once. A new one each time all the same: the encoder's
 # record of the containers it is inside (to refuse a circular one) is not for two threads.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-try:
-    from _json import make_encoder as _c_make_encoder
-except ImportError:  # an interpreter without the C accelerator
-    _c_make_encoder = None
+_c_make_encoder = json.encoder.c_make_encoder  # None on an interpreter without the C one
 
 
 def _to_json(content) -> str:
