@@ -365,19 +365,16 @@ class StaticFiles:
             headers["X-Content-Type-Options"] = "nosniff"
             if self.cache_control is not None:
                 headers["Cache-Control"] = self.cache_control
-            body, fileobj = fileobj, None  # the answer takes the file over
             fields = request.headers
             if type(fields) is Headers and not fields.has_any(_CONDITIONAL_FIELDS):
                 headers["ETag"] = etag
                 headers["Last-Modified"] = http_date(mtime)
-                size = st.st_size
-                if size:
-                    response.send_file(body, 0, size, 200, known[1])
-                else:  # nothing for sendfile to do
-                    body.close()
+                if st.st_size:
+                    body, fileobj = fileobj, None  # send_file takes the file over
+                    response.send_file(body, 0, st.st_size, 200, known[1])
+                else:  # nothing for sendfile to do: the file is closed below
                     response.send(b"", 200, known[1])
                 return
-            fileobj = body
             if not_modified(request, response, etag=etag, last_modified=mtime):
                 return
             body, fileobj = fileobj, None  # send_with_ranges takes the file over
