@@ -40,9 +40,13 @@ _c_make_encoder = json.encoder.c_make_encoder  # None on an interpreter without 
 def _to_json(content) -> str:
     if _c_make_encoder is None:
         return _JSON.encode(content)
-    encode = _c_make_encoder({}, _JSON.default, json.encoder.encode_basestring, None,
-                             ":", ",", False, False, True)
+    encoder = _JSON  # the settings, as its own iterencode() hands them over
+    encode = _c_make_encoder({}, encoder.default, json.encoder.encode_basestring, None,
+                             encoder.key_separator, encoder.item_separator, encoder.sort_keys,
+                             encoder.skipkeys, encoder.allow_nan)
     return "".join(encode(content, 0))
+
+
 _CHECKED_TYPES: set[str] = set()  # Content-Type values already known to be safe
 
 
