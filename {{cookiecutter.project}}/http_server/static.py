@@ -330,15 +330,14 @@ class StaticFiles:
         raw_path = target.partition("?")[0] if "?" in target else target
         known = self.checked_paths.get(raw_path)
         try:
+            root_real = self.real_root()
             if known is None:
                 segments, trailing = segments_below(self.prefix_segments,
                                                     request.path_segments)
-                for segment in segments:
-                    check_segment(segment, allow_hidden=self.allow_hidden)
-            else:
+                real = resolve(root_real, segments, allow_hidden=self.allow_hidden)
+            else:  # its segments passed check_segment when it was remembered
                 segments, trailing = known[0], False
-            root_real = self.real_root()
-            real = resolve_checked(root_real, segments)
+                real = resolve_checked(root_real, segments)
             fd = open_inside(root_real, real)
         except UnsafePath:
             raise HTTPError(404, "not found") from None
