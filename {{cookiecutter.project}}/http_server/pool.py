@@ -130,6 +130,7 @@ class WorkerPool:
         # _handle): this thread still owns them, and never waits before it sent them.
         held: deque[Connection] = deque()
         self.held[me] = held
+        ready = self.ready
         while self.running:
             if not self.slots.acquire(timeout=1.0):
                 continue
@@ -147,7 +148,8 @@ class WorkerPool:
                     self._send_held(held, me)
                     leader.acquire()
                 try:
-                    event = self._next_ready(0.0 if held else 1.0)
+                    # One already reported, or the first of a new batch from the poller.
+                    event = ready.popleft() if ready else self._poll(0.0 if held else 1.0)
                 finally:
                     leader.release()
                 if event is not None:
@@ -174,17 +176,14 @@ class WorkerPool:
             self.dozing = False
             self.wake_housekeeping()
 
-    def _next_ready(self, timeout: float) -> tuple[int, int] | None:
-        """A ready socket and its poller mask: one already reported, or the first of a
-        new batch (leader only), waiting ``timeout`` seconds at most."""
-        ready = self.ready
-        if ready:
-            return ready.popleft()
+    def _poll(self, timeout: float) -> tuple[int, int] | None:
+        """The first ready socket of a new batch and its poller mask (leader only, with
+        ``ready`` empty), waiting ``timeout`` seconds at most; the rest go to ``ready``."""
         events = self.poller.wait(timeout, EVENTS_PER_WAIT)
         if not events:
             return None
         if len(events) > 1:
-            ready.extend(events[1:])  # for the next free thread: one system call, many events
+            self.ready.extend(events[1:])  # for the next free thread: one system call, many events
         return events[0]
 
     def _handle(self, fd: int, mask: int, held: deque[Connection]) -> None:
@@ -211,24 +210,26 @@ class WorkerPool:
         out = connection.out
         out.hold = True
         try:
-            keep = self._serve(connection)
+            keep = connection.serve()
+        except Exception:
+            keep = self._failed(connection)
         finally:
             out.hold = False
         if keep:
             held.append(connection)
 
     @staticmethod
-    def _serve(connection: Connection, read: bool = True) -> bool:
-        """``connection.serve``; an unexpected error is logged and closes the connection."""
-        try:
-            return connection.serve(read)
-        except Exception:
-            logger.error("unexpected error serving %s", connection.remote, exc_info=True)
-            return connection.close()
+    def _failed(connection: Connection) -> bool:
+        """After an unexpected error serving ``connection``: log it and close it."""
+        logger.error("unexpected error serving %s", connection.remote, exc_info=True)
+        return connection.close()
 
     def _serve_until_parked(self, connection: Connection, read: bool = True) -> None:
         while True:
-            keep = self._serve(connection, read)
+            try:
+                keep = connection.serve(read)
+            except Exception:
+                keep = self._failed(connection)
             if not keep or self.park(connection):
                 return
             read = True  # an event came meanwhile
