@@ -319,8 +319,11 @@ def test_a_failing_startup_hook_stops_with_one_line_and_exit_1(tmp_path, workers
 
 
 def _answers(port: int) -> bool:
+    """Whether the server answers. Once its socket is bound, a request waits in the queue
+    until it serves (its startup hooks run first), so it gets the whole TIMEOUT: a loaded
+    machine may take longer than a second to start; a refused one is tried again."""
     try:
-        requests.get(f"http://127.0.0.1:{port}/state", timeout=1)
+        requests.get(f"http://127.0.0.1:{port}/state", timeout=TIMEOUT)
         return True
     except requests.ConnectionError:
         return False

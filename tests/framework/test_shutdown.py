@@ -67,7 +67,9 @@ class ProbedServer(ServerProcess):
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.stderr
             try:
-                if requests.get(self.url + "/livez", timeout=1).status_code == 200:
+                # Once the socket is bound, the request waits until the server serves:
+                # the whole TIMEOUT, since starting may take seconds on a loaded machine.
+                if requests.get(self.url + "/livez", timeout=TIMEOUT).status_code == 200:
                     return self
             except requests.ConnectionError:
                 time.sleep(0.02)
