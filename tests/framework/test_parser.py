@@ -241,6 +241,61 @@ def test_skip_empty_body_finishes_a_request_without_a_body_at_once():
     assert parser.next_event() is NEED_DATA and not parser.in_request
 
 
+def _outcomes(cases) -> dict:
+    outcomes = {}
+    for param in cases:
+        data, _, limits = param.values
+        outcomes[param.id] = _feed([data], limits)
+    return outcomes
+
+
+def test_field_lines_seen_before_parse_as_if_never_seen(monkeypatch):
+    """Field lines found valid are remembered with their (name, value): every request of
+    both corpora must parse the same with no line known and with every valid line known."""
+    from http_server import parser as parser_module
+
+    known: dict = {}
+    monkeypatch.setattr(parser_module, "_KNOWN_FIELDS", known)
+    monkeypatch.setattr(parser_module, "MAX_KNOWN_FIELDS", 1 << 30)
+    monkeypatch.setattr(parser_module, "MAX_KNOWN_FIELD_LINE", 1 << 30)
+    monkeypatch.setattr(parser_module, "_PRIVATE_FIELDS", frozenset())
+    cases = [*VALID, *INVALID]
+    cold = {}
+    for param in cases:
+        known.clear()
+        cold.update(_outcomes([param]))
+    _outcomes(cases)  # every valid line of both corpora is known now
+    assert len(known) > 50
+    assert _outcomes(cases) == cold
+
+
+def test_known_field_lines_are_bounded_and_hold_no_credentials(monkeypatch):
+    from http_server import parser as parser_module
+
+    known: dict = {}
+    monkeypatch.setattr(parser_module, "_KNOWN_FIELDS", known)
+    monkeypatch.setattr(parser_module, "MAX_KNOWN_FIELDS", 3)
+
+    def head(*lines: bytes) -> RequestHead:
+        parser = RequestParser()
+        parser.feed(b"GET / HTTP/1.1\r\n" + b"".join(line + b"\r\n" for line in lines)
+                    + b"\r\n")
+        return parser.next_event()
+
+    long_value = b"v" * parser_module.MAX_KNOWN_FIELD_LINE
+    parsed = head(b"Host: a", b"Authorization: Bearer secret", b"Cookie: id=secret",
+                  b"X-Long: " + long_value, b"Accept:  */* ")
+    assert parsed.headers == [("host", "a"), ("authorization", "Bearer secret"),
+                              ("cookie", "id=secret"), ("x-long", long_value.decode()),
+                              ("accept", "*/*")]
+    assert known == {"Host: a": ("host", "a"), "Accept:  */* ": ("accept", "*/*")}
+    with pytest.raises(ProtocolError):
+        head(b"Host: a", b"Bad : x")
+    assert "Bad : x" not in known
+    head(b"Host: a", b"X-One: 1", b"X-Two: 2")  # X-One fills it: X-Two empties it first
+    assert known == {"X-Two: 2": ("x-two", "2")}
+
+
 def test_a_host_is_checked_whatever_hosts_came_before(monkeypatch):
     """Host values found valid are remembered (a bounded set), so a service's few names
     are checked once each; an invalid one is refused before and after the set is full."""

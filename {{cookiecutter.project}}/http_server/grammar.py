@@ -39,9 +39,8 @@ COMMON_REQUEST_LINE = re.compile(
     rb"(" + TCHAR + rb"+) (/[" + _PATH_CHARS.replace(b"%", b"") + rb"]*(?:\?["
     + _PATH_CHARS + rb"?\[\]{}|\\^`]*)?) HTTP/1\.([01])"
 )
-# The same, as text (a head decoded as latin-1) and with its CRLF: matched at the start of
-# a head, it also tells where the field lines begin.
-COMMON_REQUEST_LINE_TEXT = re.compile(COMMON_REQUEST_LINE.pattern.decode("ascii") + r"\r\n")
+# The same, as text: the request line of a head decoded as latin-1 (parser.py).
+COMMON_REQUEST_LINE_TEXT = re.compile(COMMON_REQUEST_LINE.pattern.decode("ascii"))
 # In the path, "%" must start a pct-encoded octet.
 BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 # A percent-encoded control character (%00-%1F, %7F) in the path: refused, so that no route
@@ -50,12 +49,9 @@ ENCODED_CONTROL = re.compile(rb"%(?:[01][0-9A-Fa-f]|7[Ff])")
 # authority-form = uri-host ":" port (RFC 9112 section 3.2.3), only for CONNECT.
 AUTHORITY_FORM = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+):[0-9]+")
 
-# The same field lines, all of a header section at once (decoded as latin-1): each
-# match starts at the beginning of a line and ends with its CRLF.
-FIELD_LINES = re.compile(
-    r"(?m)^(" + TCHAR.decode("ascii") + r"+):[ \t]*(" + _VCHAR.decode("latin-1")
-    + r"(?:[\t \x21-\x7e\x80-\xff]*" + _VCHAR.decode("latin-1") + r")?)?[ \t]*\r\n"
-)
+# The same, as text: a field line of a head decoded as latin-1, which maps each byte to
+# the character of the same number, so the classes stay the same (parser.py).
+FIELD_LINE_TEXT = re.compile(FIELD_LINE.pattern.decode("latin-1"))
 
 # The fields that decide a request's framing and the connection's fate (parser.py).
 FRAMING_FIELDS = frozenset(

@@ -37,6 +37,14 @@ NEED_DATA = "NEED_DATA"
 _VALID_HOSTS: set[str] = set()
 MAX_VALID_HOSTS = 256
 
+# Field lines already found valid (without their CRLF), and their (lower-case name, value).
+# Emptied when full, so that it holds the lines clients send now, not the first ones
+# ever seen. Not kept: long lines, and credentials, which must not outlive their request.
+_KNOWN_FIELDS: dict[str, tuple[str, str]] = {}
+MAX_KNOWN_FIELDS = 1024
+MAX_KNOWN_FIELD_LINE = 512
+_PRIVATE_FIELDS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
 # Parser states.
 _HEAD = 0
 _BODY_LENGTH = 1
@@ -150,43 +158,39 @@ class RequestParser:
         if end < 0:
             self._check_incomplete_head()
             return NEED_DATA
-        # The same checks as for an incomplete head, and the same one wins (the one
-        # earliest in the stream): the answer must not depend on how the bytes were split.
-        # First the quick tests that none applies: the usual case. A bare LF and the size:
         size = end + 4
-        crlf = buf.count(b"\r\n", 0, size)
-        if size > self.max_header_size or buf.count(b"\n", 0, size) != crlf:
-            self._raise_earliest_violation(size)
-        # The request line and fields, each ending in CRLF, decoded once: latin-1 maps
+        # The request line and field lines, each ending in CRLF, decoded once: latin-1 maps
         # each byte to one character, so the grammar's byte classes hold as they are.
         head = buf[: end + 2].decode("latin-1")
-        common = grammar.COMMON_REQUEST_LINE_TEXT.match(head)  # it ends at the first CRLF
-        line_end = common.end() - 2 if common is not None else head.find("\r\n")
-        if line_end > self.max_request_line:  # then the request line's length
+        lines = head.split("\r\n")  # the request line, the field lines, "" after the last
+        # The same checks as for an incomplete head, and the same one wins (the one
+        # earliest in the stream): the answer must not depend on how the bytes were split.
+        # First the quick tests that none applies, the usual case: the size, a bare LF (an
+        # LF not in a CRLF makes more LFs than CRLFs) and the request line's length.
+        if (size > self.max_header_size or head.count("\n") != len(lines) - 1
+                or len(lines[0]) > self.max_request_line):
             self._raise_earliest_violation(size)
-        del buf[: end + 4]
+        del buf[:size]
         self._scanned = 0
         self._empty_lines = 0
-        count = crlf - 2  # the field lines: all CRLFs but the request line's and the last
-        if count > self.max_header_count:
+        if len(lines) - 2 > self.max_header_count:
             raise HeaderFieldsTooLarge("too many header fields")
+        common = grammar.COMMON_REQUEST_LINE_TEXT.fullmatch(lines[0])
         if common is not None and common.group(1) != "CONNECT":
             method, target, minor = common.groups()
             self.method = method
             version = "HTTP/1.1" if minor == "1" else "HTTP/1.0"
             self._authority = None
         else:
-            method, target, version = self._parse_request_line(
-                head[:line_end].encode("latin-1"))
-        fields_start = line_end + 2
-
-        # Every field line at once, matched from the start of its line to its CRLF: as
-        # many matches as lines means every line is a valid field (grammar.FIELD_LINES).
-        pairs = grammar.FIELD_LINES.findall(head, fields_start)
-        if len(pairs) != count:
-            for line in head[fields_start:].encode("latin-1").split(b"\r\n"):
-                if grammar.FIELD_LINE.fullmatch(line) is None:
-                    raise BadRequest(_why_field_is_bad(line))
+            method, target, version = self._parse_request_line(lines[0].encode("latin-1"))
+        # Each field line as (lower-case name, value): a line seen before is known, since
+        # a client sends the same lines again and again (the few it sends differently
+        # each time are checked each time).
+        pairs = []
+        known = _KNOWN_FIELDS
+        for line in lines[1:-1]:
+            pair = known.get(line)
+            pairs.append(pair if pair is not None else _checked_field(line))
         return self._framing(method, target, version, pairs)
 
     def _check_incomplete_head(self) -> None:
@@ -250,7 +254,7 @@ class RequestParser:
 
     def _framing(self, method, target, version, pairs) -> RequestHead:
         """Decide the body's framing and the connection's fate from the header fields
-        (``pairs``: as they came; the head's names are lower-cased here, in the same pass)."""
+        (``pairs``: (lower-case name, value), as they came)."""
         http11 = version == "HTTP/1.1"
         content_length = None
         transfer_encoding = None
@@ -259,11 +263,8 @@ class RequestParser:
         expectations: list[str] = []
         content_type = None
         framing_fields = grammar.FRAMING_FIELDS
-        headers = []
-        keep = headers.append
+        headers = pairs
         for name, value in pairs:
-            name = name.lower()
-            keep((name, value))
             if name not in framing_fields:
                 continue
             if name == "content-length":
@@ -450,6 +451,21 @@ class RequestParser:
         if len(self._trailers) >= self.max_header_count:
             raise HeaderFieldsTooLarge("too many trailer fields")
         self._trailers.append((name, (match.group(2) or b"").decode("latin-1")))
+
+
+def _checked_field(line: str) -> tuple[str, str]:
+    """A field line of a head, without its CRLF, as (lower-case name, value); BadRequest
+    if it is not one. Remembered in ``_KNOWN_FIELDS`` if it may be."""
+    match = grammar.FIELD_LINE_TEXT.fullmatch(line)
+    if match is None:
+        raise BadRequest(_why_field_is_bad(line.encode("latin-1")))
+    name, value = match.groups("")
+    pair = (name.lower(), value)
+    if len(line) <= MAX_KNOWN_FIELD_LINE and pair[0] not in _PRIVATE_FIELDS:
+        if len(_KNOWN_FIELDS) >= MAX_KNOWN_FIELDS:
+            _KNOWN_FIELDS.clear()
+        _KNOWN_FIELDS[line] = pair
+    return pair
 
 
 # What a refused field line is told, by grammar.field_line_fault's answer.
