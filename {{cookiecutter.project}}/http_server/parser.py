@@ -163,34 +163,37 @@ class RequestParser:
         # each byte to one character, so the grammar's byte classes hold as they are.
         head = buf[: end + 2].decode("latin-1")
         lines = head.split("\r\n")  # the request line, the field lines, "" after the last
-        # The same checks as for an incomplete head, and the same one wins (the one
-        # earliest in the stream): the answer must not depend on how the bytes were split.
-        # First the quick tests that none applies, the usual case: the size, a bare LF (an
-        # LF not in a CRLF makes more LFs than CRLFs) and the request line's length.
-        if (size > self.max_header_size or head.count("\n") != len(lines) - 1
-                or len(lines[0]) > self.max_request_line):
+        if size > self.max_header_size or len(lines[0]) > self.max_request_line:
             self._raise_earliest_violation(size)
+        try:
+            if len(lines) - 2 > self.max_header_count:
+                raise HeaderFieldsTooLarge("too many header fields")
+            common = grammar.COMMON_REQUEST_LINE_TEXT.fullmatch(lines[0])
+            if common is not None and common.group(1) != "CONNECT":
+                method, target, minor = common.groups()
+                self.method = method
+                version = "HTTP/1.1" if minor == "1" else "HTTP/1.0"
+                self._authority = None
+            else:
+                method, target, version = self._parse_request_line(lines[0].encode("latin-1"))
+            # Each field line as (lower-case name, value): a line seen before is known,
+            # since a client sends the same lines again and again (the few it sends
+            # differently each time are checked each time).
+            pairs = []
+            known = _KNOWN_FIELDS
+            for line in lines[1:-1]:
+                pair = known.get(line)
+                pairs.append(pair if pair is not None else _checked_field(line))
+        except ProtocolError:
+            # The checks of an incomplete head come first, and the earliest in the stream
+            # wins, as it would have while the head was incomplete: the answer must not
+            # depend on how the bytes were split. A bare LF is among them: it is in a
+            # line that the grammar refused (no line it accepts, or knows, has an LF).
+            self._raise_earliest_violation(size)
+            raise
         del buf[:size]
         self._scanned = 0
         self._empty_lines = 0
-        if len(lines) - 2 > self.max_header_count:
-            raise HeaderFieldsTooLarge("too many header fields")
-        common = grammar.COMMON_REQUEST_LINE_TEXT.fullmatch(lines[0])
-        if common is not None and common.group(1) != "CONNECT":
-            method, target, minor = common.groups()
-            self.method = method
-            version = "HTTP/1.1" if minor == "1" else "HTTP/1.0"
-            self._authority = None
-        else:
-            method, target, version = self._parse_request_line(lines[0].encode("latin-1"))
-        # Each field line as (lower-case name, value): a line seen before is known, since
-        # a client sends the same lines again and again (the few it sends differently
-        # each time are checked each time).
-        pairs = []
-        known = _KNOWN_FIELDS
-        for line in lines[1:-1]:
-            pair = known.get(line)
-            pairs.append(pair if pair is not None else _checked_field(line))
         return self._framing(method, target, version, pairs)
 
     def _check_incomplete_head(self) -> None:
