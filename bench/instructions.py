@@ -18,6 +18,7 @@ The dumps are kept in ``bench/.work/callgrind/SERVER/``, one file per batch.
 A workload counted only (not run by wrk, ``batch50-hello``) sends on 50 connections at
 once, a request on each then every answer (``Rounds``): the server then answers them in
 batches, as under wrk, and holds answers back (pool.py), a path one connection never takes.
+One counted on one connection (``browser-hello``) is sent like the wrk workloads.
 For gunicorn the counted process is the worker (the one that answers: its X-Pid header);
 its master, waiting meanwhile, is not counted.
 
@@ -77,6 +78,7 @@ class KeepAlive:
     def send_request(self, workload: Workload) -> None:
         body = workload.body
         head = (f"{workload.method} {workload.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                + "".join(f"{line}\r\n" for line in workload.headers)
                 + (f"Content-Length: {len(body)}\r\nContent-Type: application/octet-stream\r\n"
                    if body else "") + "\r\n")
         self.sock.sendall(head.encode() + body)
@@ -241,7 +243,7 @@ def measure_server(name: str, workloads: list[Workload], static_dir: Path, *, sm
         for w in workloads:
             row = {"server": name, "workload": w.name, "start_s": started}
             try:
-                if w.wrk:  # one connection, a request at a time
+                if w.wrk or w.connections == 1:  # one connection, a request at a time
                     row["instructions"] = count(counter, client, w, small, large, repeats)
                 else:  # counted only: as many connections as the workload says, in rounds
                     rounds = Rounds(server.port, w.connections)

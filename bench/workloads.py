@@ -31,6 +31,23 @@ PYTHON_SERVERS = ("ours", "ours+log", "waitress", "gunicorn", "uvicorn-h11", "uv
 STATIC_SERVERS = ("ours", "ours+log", "nginx")
 
 
+# A browser's navigation request, as Chrome sends it (with a session cookie), after Host.
+BROWSER_FIELDS = (
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/120.0.0.0 Safari/537.36",
+    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+    "*/*;q=0.8",
+    "Accept-Language: en-US,en;q=0.9",
+    "Accept-Encoding: gzip, deflate, br",
+    "Connection: keep-alive",
+    "Cookie: session=0123456789abcdef; theme=dark",
+    "Upgrade-Insecure-Requests: 1",
+    "Sec-Fetch-Dest: document",
+    "Sec-Fetch-Mode: navigate",
+    "Sec-Fetch-Site: none",
+)
+
+
 def post_body(size: int = POST_BYTES) -> bytes:
     """The body report.lua sends for `post SIZE` (and the instruction counter sends too)."""
     pattern = b"0123456789abcdef"
@@ -52,6 +69,7 @@ class Workload:
     instructions: bool = False  # also counted in instructions per request (instructions.py)
     # False: only counted, with `connections` connections sending at once (instructions.py)
     wrk: bool = True
+    headers: tuple[str, ...] = ()  # field lines sent after Host (counted workloads only)
 
     @property
     def method(self) -> str:
@@ -69,6 +87,9 @@ WORKLOADS = [
     # As wrk's 50 connections do, which one connection, a request at a time, does not show.
     Workload("batch50-hello", "hello, 50 connections at once", "/", expected=HELLO,
              instructions=True, wrk=False),
+    # What a browser sends with every request: the header fields cost more than the rest.
+    Workload("browser-hello", "hello, a browser's 11 header fields", "/", expected=HELLO,
+             instructions=True, wrk=False, connections=1, headers=BROWSER_FIELDS),
     Workload("json-router", "JSON /users/<id> + middleware", "/users/42", instructions=True),
     Workload("post-echo-4k", "POST 4 KiB echo", "/echo", lua_args=("post", str(POST_BYTES)),
              expected=post_body(POST_BYTES), instructions=True),
