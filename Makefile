@@ -42,7 +42,7 @@ bench: ## benchmark against the peers (installs wrk, nginx, bench/.venv; QUICK=1
 	bash bench/install.sh
 	bench/.venv/bin/python bench/run.py $(if $(QUICK),--quick)
 
-# Instructions per request of ours under callgrind (bench/instructions.py), about 40 s:
+# Instructions per request of ours under callgrind (bench/instructions.py), about a minute:
 # the figure to judge a hot-path change by. SERVERS=ours,waitress,... WORKLOADS=hello,json,post
 .PHONY: bench-instructions
 bench-instructions: ## instructions per request under callgrind (SERVERS=ours WORKLOADS=all)
