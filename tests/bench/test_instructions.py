@@ -5,6 +5,7 @@ difference of two batches; never a timing, and never a value beyond its sign.
 """
 
 import dataclasses
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,30 @@ def test_a_workload_counted_only_sends_on_many_connections_in_rounds():
     assert rows[0]["instructions"]["per_request"] == pair["per_request"] > 0
 
 
+def test_a_workload_sends_its_header_fields_after_host():
+    """``browser-hello``: the head a browser sends, each field on its own line, once."""
+    import h11
+    from workloads import BROWSER_FIELDS
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = instructions.KeepAlive(listener.getsockname()[1])
+        served, _ = listener.accept()
+        with served:
+            client.send_request(BY_NAME["browser-hello"])
+            client.close()
+            head = b""
+            while chunk := served.recv(65536):
+                head += chunk
+    server = h11.Connection(h11.SERVER)
+    server.receive_data(head)
+    request = server.next_event()
+    assert isinstance(request, h11.Request) and request.target == b"/"
+    sent = [f"{name.decode()}: {value.decode()}" for name, value in request.headers.raw_items()]
+    assert sent[0].startswith("Host: 127.0.0.1:")
+    assert sent[1:] == list(BROWSER_FIELDS)
+    assert isinstance(server.next_event(), h11.EndOfMessage)
+
+
 def test_a_workload_counted_only_is_never_run_by_wrk():
     from workloads import for_server
 
@@ -89,7 +114,8 @@ def test_a_workload_counted_only_is_never_run_by_wrk():
     (["--batches", "5,5"], "--batches '5,5': 0 < SMALL < LARGE"),
     (["--batches", "x"], "--batches 'x': two whole numbers, SMALL,LARGE"),
     (["--workloads", "hello-close"], "--workloads 'hello-close' names 0 of hello-keepalive, "
-                                     "batch50-hello, json-router, post-echo-4k, static-1mib"),
+                                     "batch50-hello, browser-hello, json-router, post-echo-4k, "
+                                     "static-1mib"),
 ])
 def test_bad_instruction_options_get_one_clear_line(arguments, why):
     done = subprocess.run([sys.executable, str(BENCH / "run.py"), "--instructions-only",
