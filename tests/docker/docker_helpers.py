@@ -243,7 +243,7 @@ def wait_http(url: str, timeout: float = 30) -> requests.Response:
     while True:
         try:
             return http_get(url)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # starting, or not serving yet
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)

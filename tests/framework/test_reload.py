@@ -116,7 +116,7 @@ class DevServer:
         """The body of GET ``path``; None while nothing answers."""
         try:
             return requests.get(self.url + path, timeout=5).text
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # restarting, or not serving yet
             assert self.process.poll() is None, f"the reloader exited:\n{self.stderr}"
             return None
 

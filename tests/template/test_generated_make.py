@@ -97,7 +97,7 @@ def serve_with_make(command: list[str], folder) -> requests.Response:
         while True:
             try:
                 return requests.get(f"http://127.0.0.1:{port}/", timeout=2)
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not serving yet
                 assert process.poll() is None, process.stdout.read()
                 assert time.monotonic() < deadline, "make run did not serve within 120 s"
                 time.sleep(0.2)
@@ -124,7 +124,7 @@ def wait_for_answer(url: str, expected: str, process: subprocess.Popen, log) -> 
         try:
             if requests.get(url, timeout=2).text == expected:
                 return time.monotonic() - started
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # restarting, or not serving yet
             pass
         assert process.poll() is None, log.read_text()
         assert time.monotonic() - started < 120, f"no {expected!r} within 120 s:\n{log.read_text()}"
