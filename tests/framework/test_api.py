@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 
 import pytest
 import requests
@@ -822,3 +823,14 @@ def test_send_json_refuses_what_json_refuses():
         Response().sendJson(circular)
     with pytest.raises(TypeError, match="not JSON serializable"):
         Response().sendJson({"a": object()})
+    deep: list = []
+    for _ in range(sys.getrecursionlimit() * 2):
+        deep = [deep]
+    with pytest.raises(RecursionError):
+        json.dumps(deep)
+    with pytest.raises(RecursionError):  # not circular: refused as json.dumps refuses it
+        Response().sendJson(deep)
+    response = Response()
+    response.sendJson([circular[:0], {"again": 1}])  # the encoder still works after a refusal
+    assert response.body == b'[[],{"again":1}]'
+

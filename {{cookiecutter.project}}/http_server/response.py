@@ -31,20 +31,23 @@ _SAMESITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
 
 # Compact JSON, UTF-8 as is, as json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # writes it. Its encode() builds the C encoder anew on every call, through two Python
-# functions; _to_json builds it at once. A new one each time all the same: the encoder's
-# record of the containers it is inside (to refuse a circular one) is not for two threads.
+# functions, for the encoder's record of the containers it is inside (to refuse a circular
+# one), which two threads could not share. _SHARED is one C encoder with the same settings
+# and no record, for every answer: a circular value makes it recurse until RecursionError,
+# and only then is the value encoded again by _JSON, which refuses it as json.dumps does.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_c_make_encoder = json.encoder.c_make_encoder  # None on an interpreter without the C one
+_SHARED = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
+    None, _JSON.default, json.encoder.encode_basestring, None, _JSON.key_separator,
+    _JSON.item_separator, _JSON.sort_keys, _JSON.skipkeys, _JSON.allow_nan)
 
 
 def _to_json(content) -> str:
-    if _c_make_encoder is None:
+    if _SHARED is None:  # an interpreter without the C encoder
         return _JSON.encode(content)
-    encoder = _JSON  # the settings, as its own iterencode() hands them over
-    encode = _c_make_encoder({}, encoder.default, json.encoder.encode_basestring, None,
-                             encoder.key_separator, encoder.item_separator, encoder.sort_keys,
-                             encoder.skipkeys, encoder.allow_nan)
-    return "".join(encode(content, 0))
+    try:
+        return "".join(_SHARED(content, 0))
+    except RecursionError:
+        return _JSON.encode(content)  # ValueError if circular; else RecursionError again
 
 
 _CHECKED_TYPES: set[str] = set()  # Content-Type values already known to be safe
