@@ -10,7 +10,7 @@ each dump holds one batch. Each pair gives
     (instructions of the large batch - those of the small one) / (large - small)
 
 which cancels what a batch costs whatever its size (the dump itself, the client's pauses),
-and the figure is the median of the pairs'. The pairs agree within 0.5%. Ours runs with its
+and the figure is the median of the pairs'. The pairs agree within 2.5%. Ours runs with its
 one time-driven threshold (``--blocked-after``) scaled by the slowdown under callgrind (see
 ``start``): unscaled, every request would count as a blocked view, and the figure would be
 that of the extra threads woken for it, up to 25% more, moving with the machine's load.
