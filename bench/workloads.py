@@ -87,7 +87,7 @@ WORKLOADS = [
     # As wrk's 50 connections do, which one connection, a request at a time, does not show.
     Workload("batch50-hello", "hello, 50 connections at once", "/", expected=HELLO,
              instructions=True, wrk=False),
-    # What a browser sends with every request: the header fields cost more than the rest.
+    # What a browser sends with every request: reading its header fields is much of the cost.
     Workload("browser-hello", "hello, a browser's 11 header fields", "/", expected=HELLO,
              instructions=True, wrk=False, connections=1, headers=BROWSER_FIELDS),
     Workload("json-router", "JSON /users/<id> + middleware", "/users/42", instructions=True),
