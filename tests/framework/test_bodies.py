@@ -22,7 +22,7 @@ from http_server.testing import LiveServer
 from livehttp import BASE_SETTINGS
 from support.paths import TEMPLATE_DIR
 from support.ports import free_port
-from support.processes import write_script
+from support.processes import kill_group, write_script
 from support.rawhttp import RawConnection, request_bytes
 
 TIMEOUT = 10
@@ -273,18 +273,10 @@ server.run()
 def start_lifecycle(tmp_path, **options) -> subprocess.Popen:
     script = write_script(tmp_path, LIFECYCLE.format(template=str(TEMPLATE_DIR)))
     settings = json.dumps({"host": "127.0.0.1", "access_log": False, **options})
-    # A session of its own: a test that fails still stops the workers too (_kill_group).
+    # A session of its own: a test that fails still stops the workers too (kill_group).
     return subprocess.Popen([sys.executable, str(script), settings],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
 
 
 def test_startup_hooks_run_in_order_before_serving_and_shutdown_hooks_after(tmp_path):
@@ -297,7 +289,7 @@ def test_startup_hooks_run_in_order_before_serving_and_shutdown_hooks_after(tmp_
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     finally:
-        _kill_group(process)
+        kill_group(process)
     assert process.returncode == 0
     assert out.count("shutdown") == 1
 
@@ -310,7 +302,7 @@ def test_workers_each_run_the_hooks(tmp_path):
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     finally:
-        _kill_group(process)
+        kill_group(process)
     assert process.returncode == 0
     assert len({line.split()[1] for line in out.splitlines() if line.startswith("shutdown")}) == 2
 

@@ -113,19 +113,8 @@ class ServerProcess:
 
     def stop(self) -> None:
         """Kill what is left of the process group (after a failed test)."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait(5)
-        else:  # the parent is gone; make sure no worker it forked survived it
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        if self.process is not None:
+            kill_group(self.process)
 
     def __enter__(self) -> ServerProcess:
         return self.start()
@@ -146,6 +135,16 @@ class ServerProcess:
     @property
     def stderr(self) -> str:
         return self._stderr_path.read_bytes().decode("utf-8", "backslashreplace")
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """Kill what is left of the group of ``process``, started in a session of its own: the
+    process and any worker it forked, even once the parent is gone."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+    process.wait(5)
 
 
 def wait_for_file(path: Path, timeout: float = 10.0) -> None:
