@@ -250,22 +250,31 @@ def _outcomes(cases) -> dict:
 
 
 def test_field_lines_seen_before_parse_as_if_never_seen(monkeypatch):
-    """Field lines found valid are remembered with their (name, value): every request of
-    both corpora must parse the same with no line known and with every valid line known."""
+    """Field lines and whole field sections found valid are remembered with what they
+    decide: every request of both corpora must parse the same with nothing known, with
+    every valid line known, and with every valid section known too."""
     from http_server import parser as parser_module
 
     known: dict = {}
+    sections: dict = {}
     monkeypatch.setattr(parser_module, "_KNOWN_FIELDS", known)
     monkeypatch.setattr(parser_module, "MAX_KNOWN_FIELDS", 1 << 30)
     monkeypatch.setattr(parser_module, "MAX_KNOWN_FIELD_LINE", 1 << 30)
+    monkeypatch.setattr(parser_module, "_KNOWN_SECTIONS", sections)
+    monkeypatch.setattr(parser_module, "MAX_KNOWN_SECTIONS", 1 << 30)
+    monkeypatch.setattr(parser_module, "MAX_KNOWN_SECTION", 1 << 30)
     monkeypatch.setattr(parser_module, "_PRIVATE_FIELDS", frozenset())
     cases = [*VALID, *INVALID]
     cold = {}
     for param in cases:
         known.clear()
+        sections.clear()
         cold.update(_outcomes([param]))
     _outcomes(cases)  # every valid line of both corpora is known now
-    assert len(known) > 50
+    _outcomes(cases)  # and every valid section: one is kept once its lines are known
+    assert len(known) > 50 and len(sections) > 30
+    assert _outcomes(cases) == cold
+    sections.clear()  # lines known, sections not
     assert _outcomes(cases) == cold
 
 
@@ -275,6 +284,9 @@ def test_known_field_lines_are_bounded_and_hold_no_credentials(monkeypatch):
     known: dict = {}
     monkeypatch.setattr(parser_module, "_KNOWN_FIELDS", known)
     monkeypatch.setattr(parser_module, "MAX_KNOWN_FIELDS", 3)
+    sections: dict = {}
+    monkeypatch.setattr(parser_module, "_KNOWN_SECTIONS", sections)
+    monkeypatch.setattr(parser_module, "MAX_KNOWN_SECTIONS", 2)
 
     def head(*lines: bytes) -> RequestHead:
         parser = RequestParser()
@@ -285,15 +297,57 @@ def test_known_field_lines_are_bounded_and_hold_no_credentials(monkeypatch):
     long_value = b"v" * parser_module.MAX_KNOWN_FIELD_LINE
     parsed = head(b"Host: a", b"Authorization: Bearer secret", b"Cookie: id=secret",
                   b"X-Long: " + long_value, b"Accept:  */* ")
-    assert parsed.headers == [("host", "a"), ("authorization", "Bearer secret"),
+    assert parsed.headers == (("host", "a"), ("authorization", "Bearer secret"),
                               ("cookie", "id=secret"), ("x-long", long_value.decode()),
-                              ("accept", "*/*")]
+                              ("accept", "*/*"))
     assert known == {"Host: a": ("host", "a"), "Accept:  */* ": ("accept", "*/*")}
     with pytest.raises(ProtocolError):
         head(b"Host: a", b"Bad : x")
     assert "Bad : x" not in known
     head(b"Host: a", b"X-One: 1", b"X-Two: 2")  # X-One fills it: X-Two empties it first
     assert known == {"X-Two: 2": ("x-two", "2")}
+    # A whole section is kept once all its lines are known: never one with a credential or
+    # a long line (those lines are never known), nor one with a line new each time.
+    sections.clear()
+    monkeypatch.setattr(parser_module, "MAX_KNOWN_FIELDS", 100)
+    secret = (b"Host: a", b"Authorization: Bearer secret")
+    long = (b"Host: a", b"X-Long: " + long_value)
+    for _ in range(3):
+        head(*secret)
+        head(*long)
+        head(b"Host: a", b"X-Id: %d" % random.randrange(1 << 60))
+    assert sections == {}
+    head(b"Host: b")
+    assert sections == {}  # seen once
+    assert head(b"Host: b").headers == (("host", "b"),)
+    assert list(sections) == ["Host: b\r\n"]
+    assert head(b"Host: b").headers == (("host", "b"),)  # from the section
+    for host in (b"c", b"c", b"d", b"d"):  # the third fills it: emptied first
+        head(b"Host: " + host)
+    assert list(sections) == ["Host: d\r\n"]
+
+
+def test_a_known_section_obeys_each_parser_and_each_version():
+    """A field section is known from any request of the process: what it decided for
+    one HTTP version or one server's limits must not leak into another's."""
+    section = b"Host: x\r\nContent-Length: 100\r\nX-A: b\r\n\r\n"
+
+    def first(data: bytes, **limits):
+        parser = RequestParser(**limits)
+        parser.feed(data)
+        try:
+            return parser.next_event()
+        except ProtocolError as error:
+            return type(error).status
+
+    for _ in range(2):  # the second time, the section is known
+        assert first(b"POST / HTTP/1.1\r\n" + section).content_length == 100
+        assert first(b"POST / HTTP/1.1\r\n" + section, max_body_size=99) == 413
+        assert first(b"POST / HTTP/1.1\r\n" + section, max_header_count=2) == 431
+        assert first(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").keep_alive
+        assert not first(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").keep_alive
+        assert first(b"GET http://y/ HTTP/1.1\r\nHost: x\r\n\r\n").headers == (("host", "y"),)
+        assert first(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").headers == (("host", "x"),)
 
 
 def test_a_host_is_checked_whatever_hosts_came_before(monkeypatch):

@@ -45,6 +45,12 @@ MAX_KNOWN_FIELDS = 1024
 MAX_KNOWN_FIELD_LINE = 512
 _PRIVATE_FIELDS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
+# Field sections (every field line of a head, each with its CRLF) already found valid,
+# and what they decided (_framing's tuple). Emptied when full, like the field lines.
+_KNOWN_SECTIONS: dict[str, tuple] = {}
+MAX_KNOWN_SECTIONS = 256
+MAX_KNOWN_SECTION = 2048
+
 # Parser states.
 _HEAD = 0
 _BODY_LENGTH = 1
@@ -82,6 +88,7 @@ class RequestParser:
         self._trailer_size = 0
         self._empty_lines = 0  # empty lines seen before the current request line
         self._authority: str | None = None  # of an absolute-form target
+        self._sections_repeat = True  # the last head's field section was known or kept
         # The method of the request being read, once known, also when it is refused:
         # an answer to HEAD never has a body, not even an error's (RFC 9110 9.3.2).
         self.method: str | None = None
@@ -162,28 +169,57 @@ class RequestParser:
         # The request line and field lines, each ending in CRLF, decoded once: latin-1 maps
         # each byte to one character, so the grammar's byte classes hold as they are.
         head = buf[: end + 2].decode("latin-1")
-        lines = head.split("\r\n")  # the request line, the field lines, "" after the last
-        if size > self.max_header_size or len(lines[0]) > self.max_request_line:
+        # The request line, and the field section: the field lines, each with its CRLF.
+        request_line, _, section = head.partition("\r\n")
+        if size > self.max_header_size or len(request_line) > self.max_request_line:
             self._raise_earliest_violation(size)
+        # A client sends the same field lines with every request: a section seen before is
+        # known with what its fields decided (see _framing), for one HTTP version. Not
+        # looked up when this client's last one could not be kept: finding none would
+        # cost a hash of the whole section each time.
+        known = _KNOWN_SECTIONS.get(section) if self._sections_repeat else None
         try:
-            if len(lines) - 2 > self.max_header_count:
+            if known is None:
+                lines = section.split("\r\n")  # "" after the last CRLF
+                count = len(lines) - 1
+            else:
+                count = known[1]
+            if count > self.max_header_count:
                 raise HeaderFieldsTooLarge("too many header fields")
-            common = grammar.COMMON_REQUEST_LINE_TEXT.fullmatch(lines[0])
+            common = grammar.COMMON_REQUEST_LINE_TEXT.fullmatch(request_line)
             if common is not None and common.group(1) != "CONNECT":
                 method, target, minor = common.groups()
                 self.method = method
                 version = "HTTP/1.1" if minor == "1" else "HTTP/1.0"
                 self._authority = None
             else:
-                method, target, version = self._parse_request_line(lines[0].encode("latin-1"))
-            # Each field line as (lower-case name, value): a line seen before is known,
-            # since a client sends the same lines again and again (the few it sends
-            # differently each time are checked each time).
-            pairs = []
-            known = _KNOWN_FIELDS
-            for line in lines[1:-1]:
-                pair = known.get(line)
-                pairs.append(pair if pair is not None else _checked_field(line))
+                method, target, version = self._parse_request_line(
+                    request_line.encode("latin-1"))
+            if known is None or known[0] != version or self._authority is not None:
+                if known is not None:
+                    lines = section.split("\r\n")
+                # Each field line as (lower-case name, value): a line seen before is known
+                # too (a section may differ in one line, such as a request id).
+                pairs = []
+                fields = _KNOWN_FIELDS
+                all_known = True
+                for line in lines[:-1]:
+                    pair = fields.get(line)
+                    if pair is None:
+                        pair = _checked_field(line)
+                        all_known = False
+                    pairs.append(pair)
+                known = self._framing(version, count, pairs)
+                # Kept once all its lines are known: it holds no credential and no long
+                # line then, and has come before (one with a line new each time never is).
+                self._sections_repeat = (all_known and self._authority is None
+                                         and len(section) <= MAX_KNOWN_SECTION)
+                if self._sections_repeat:
+                    if len(_KNOWN_SECTIONS) >= MAX_KNOWN_SECTIONS:
+                        _KNOWN_SECTIONS.clear()
+                    _KNOWN_SECTIONS[section] = known
+            elif known[3] > self.max_body_size:  # known from another server's requests
+                raise PayloadTooLarge("body larger than the limit")
         except ProtocolError:
             # The checks of an incomplete head come first, and the earliest in the stream
             # wins, as it would have while the head was incomplete: the answer must not
@@ -194,7 +230,16 @@ class RequestParser:
         del buf[:size]
         self._scanned = 0
         self._empty_lines = 0
-        return self._framing(method, target, version, pairs)
+        _, _, headers, content_length, chunked, keep_alive, expect_continue = known
+        if chunked:
+            self._state = _CHUNK_SIZE
+        elif content_length:
+            self._state = _BODY_LENGTH
+            self._remaining = content_length
+        else:
+            self._state = _NO_BODY
+        return RequestHead(method, target, version, headers, content_length, chunked,
+                           keep_alive, expect_continue)
 
     def _check_incomplete_head(self) -> None:
         """Refuse, before the head is complete, a head that can only be refused when it is."""
@@ -255,9 +300,13 @@ class RequestParser:
         if match is not None:
             self.method = match.group(1).decode("ascii")
 
-    def _framing(self, method, target, version, pairs) -> RequestHead:
+    def _framing(self, version: str, count: int, pairs: list[tuple[str, str]]) -> tuple:
         """Decide the body's framing and the connection's fate from the header fields
-        (``pairs``: (lower-case name, value), as they came)."""
+        (``pairs``: (lower-case name, value), as they came; ``count`` of them), for a
+        request of ``version``: ``(version, count, headers, content_length, chunked,
+        keep_alive, expect_continue)``, ``headers`` the pairs as a tuple.
+
+        A plain tuple, not a class: building one costs nothing in the interpreter."""
         http11 = version == "HTTP/1.1"
         content_length = None
         transfer_encoding = None
@@ -266,7 +315,6 @@ class RequestParser:
         expectations: list[str] = []
         content_type = None
         framing_fields = grammar.FRAMING_FIELDS
-        headers = pairs
         for name, value in pairs:
             if name not in framing_fields:
                 continue
@@ -306,9 +354,9 @@ class RequestParser:
             raise BadRequest("more than one Host")
         if self._authority is not None:  # absolute-form: its authority wins over Host
             authority = self._authority
-            headers = [(name, authority if name == "host" else value) for name, value in headers]
+            pairs = [(name, authority if name == "host" else value) for name, value in pairs]
             if not host_count:
-                headers.append(("host", authority))
+                pairs.append(("host", authority))
 
         chunked = False
         if transfer_encoding is not None:
@@ -337,17 +385,8 @@ class RequestParser:
 
         tokens = {t.strip() for t in connection.split(",")} if connection else ()
         keep_alive = "close" not in tokens and (http11 or "keep-alive" in tokens)
-
-        head = RequestHead(method, target, version, headers, content_length or 0, chunked,
-                           keep_alive, expect_continue)
-        if chunked:
-            self._state = _CHUNK_SIZE
-        elif content_length:
-            self._state = _BODY_LENGTH
-            self._remaining = content_length
-        else:
-            self._state = _NO_BODY
-        return head
+        return (version, count, tuple(pairs), content_length or 0, chunked, keep_alive,
+                expect_continue)
 
     # -- bodies -----------------------------------------------------------
 
