@@ -237,6 +237,7 @@ class Connection:
     def _answer_ready_requests(self) -> bool:
         """Dispatch the complete requests in the buffer. False: close the connection."""
         parser = self.parser
+        unparsed = parser.buffer
         queued = self.out.queue
         while not queued:  # an answer still queued: read no further (backpressure)
             try:
@@ -276,6 +277,8 @@ class Connection:
             self.answered = True
             if not self.respond(request, head.keep_alive):
                 return False
+            if not unparsed:  # nothing more has arrived, the usual case: no need to ask
+                return True
         return True
 
     def _passes_checks(self, head: RequestHead) -> bool:

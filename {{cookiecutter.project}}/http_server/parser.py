@@ -78,7 +78,7 @@ class RequestParser:
         self.max_header_size = max_header_size
         self.max_header_count = max_header_count
         self.max_body_size = max_body_size
-        self._buffer = bytearray()
+        self.buffer = bytearray()  # received, not yet parsed: callers read it, never change it
         self._state = _HEAD
         self._scanned = 0  # bytes of an incomplete head already checked for bare LF
         self._remaining = 0  # body bytes still expected (length or current chunk)
@@ -96,12 +96,12 @@ class RequestParser:
     # -- public -----------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
+        self.buffer += data
 
     @property
     def in_request(self) -> bool:
         """True when part of a request has arrived but not all of it."""
-        return self._state not in (_HEAD, _NO_BODY) or bool(self._buffer)
+        return self._state not in (_HEAD, _NO_BODY) or bool(self.buffer)
 
     @property
     def empty_lines(self) -> int:
@@ -134,7 +134,7 @@ class RequestParser:
         try:
             if state == _HEAD:
                 # Nothing more has arrived: the usual case after a request.
-                return self._read_head() if self._buffer else NEED_DATA
+                return self._read_head() if self.buffer else NEED_DATA
             if state == _NO_BODY:
                 self._state = _HEAD
                 return RequestBody(b"", [])
@@ -151,7 +151,7 @@ class RequestParser:
     # -- the head ---------------------------------------------------------
 
     def _read_head(self):
-        buf = self._buffer
+        buf = self.buffer
         self.method = None
         # RFC 9112 section 2.2: ignore empty lines before the request line, a few of
         # them: a client must not hold the connection open with empty lines alone.
@@ -243,7 +243,7 @@ class RequestParser:
 
     def _check_incomplete_head(self) -> None:
         """Refuse, before the head is complete, a head that can only be refused when it is."""
-        buf = self._buffer
+        buf = self.buffer
         self._raise_earliest_violation(len(buf), complete=False)
         self._scanned = len(buf)
 
@@ -255,7 +255,7 @@ class RequestParser:
         makes the answer the same however the bytes are split, since a prefix that
         shows a violation already shows every one before it.
         """
-        buf = self._buffer
+        buf = self.buffer
         found: list[tuple[int, ProtocolError]] = []
         limit = self.max_request_line
         line_end = buf.find(b"\r\n", 0, size)
@@ -391,7 +391,7 @@ class RequestParser:
     # -- bodies -----------------------------------------------------------
 
     def _read_length_body(self):
-        buf = self._buffer
+        buf = self.buffer
         remaining = self._remaining
         body = self._body
         if body.size == 0 and len(buf) >= remaining:  # the whole body at once: no sink copy
@@ -410,7 +410,7 @@ class RequestParser:
         return RequestBody(body.finish(), [])
 
     def _read_chunked_body(self):
-        buf = self._buffer
+        buf = self.buffer
         while True:
             if self._state == _CHUNK_SIZE:
                 line = self._take_line(MAX_CHUNK_LINE, BadRequest("chunk line too long"),
@@ -467,7 +467,7 @@ class RequestParser:
         the bytes were split: a line is too long as soon as ``limit`` + 2 bytes show no
         CRLF, and a bare LF is refused wherever it stands.
         """
-        buf = self._buffer
+        buf = self.buffer
         end = buf.find(b"\r\n")
         if end < 0:
             if len(buf) > limit + 1:  # + 1: a line of exactly the limit may await its LF

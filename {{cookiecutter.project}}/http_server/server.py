@@ -142,9 +142,13 @@ class WebServer:
 
     def add_metrics(self, path: str = "/metrics") -> Metrics:
         """Count every request and serve the counts at ``path`` in the Prometheus text
-        format (metrics.py); the path itself is neither counted nor in the access log."""
+        format (metrics.py); the path itself is neither counted nor in the access log.
+        Called before the server starts: its connections are handed the app's entry point
+        once (App.handle), with metrics or without."""
         if self.metrics is not None:
             raise RuntimeError("add_metrics() was already called")
+        if self.pool is not None:
+            raise RuntimeError("add_metrics() must be called before the server starts")
         metrics = Metrics(connections=self._open_connections)
         route = Path("^" + re.escape(path) + r"\Z", metrics.view, name="metrics",
                      methods=["GET"])
