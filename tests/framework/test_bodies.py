@@ -304,7 +304,8 @@ def test_workers_each_run_the_hooks(tmp_path):
     finally:
         kill_group(process)
     assert process.returncode == 0
-    assert len({line.split()[1] for line in out.splitlines() if line.startswith("shutdown")}) == 2
+    closed = {line.split()[1] for line in out.splitlines() if line.startswith("shutdown")}
+    assert len(closed) == 2, (out, err)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

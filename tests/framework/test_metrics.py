@@ -230,7 +230,8 @@ def test_add_metrics_once_the_server_serves_is_refused():
     """Connections are handed the app's entry point when the server starts: metrics
     added later would count nothing, so they are refused."""
     server = WebServer(route=[HELLO], port=free_port())
-    with LiveServer(server):
+    with LiveServer(server) as live:
+        requests.get(live.url + "/hello", timeout=10)  # answered: the server serves
         with pytest.raises(RuntimeError, match="before the server starts"):
             server.add_metrics()
     assert server.metrics is None

@@ -1,7 +1,8 @@
 """Readiness of many sockets, shared by the worker threads.
 
-``wait`` reports ``(fd, mask)`` for each socket on which something new
-happened: input arrived, or, once output waits for the client, the socket can
+``wait(timeout, most)`` reports ``(fd, mask)`` for up to ``most`` sockets on which
+something new happened (none after ``timeout`` seconds; OSError or ValueError once the
+poller is closed): input arrived, or, once output waits for the client, the socket can
 take more. ``mask & PEER_CLOSED`` says the client has also finished sending,
 so the connection must read to the end of its input. The worker pool makes sure that no
 two threads serve one connection at once (pool.py). The listening socket is
@@ -35,6 +36,9 @@ class EpollPoller:
         self._input_output = self._input | select.EPOLLOUT
         self._listener = select.EPOLLIN | select.EPOLLONESHOT
         self._writers: set[int] = set()  # connections watched for writability too
+        # wait(timeout, most): epoll's own poll, its own (fd, mask) pairs, no layer around
+        # it (a call per event saved). Once closed it raises OSError or ValueError.
+        self.wait = self._epoll.poll
 
     def register_listener(self, fd: int) -> None:
         self._epoll.register(fd, self._listener)
@@ -68,13 +72,6 @@ class EpollPoller:
             self._epoll.unregister(fd)
         except (OSError, ValueError):
             pass  # already gone: closing twice must be harmless
-
-    def wait(self, timeout: float, most: int) -> list[tuple[int, int]]:
-        """``(fd, mask)`` for up to ``most`` ready sockets; empty after ``timeout`` s."""
-        try:
-            return self._epoll.poll(timeout, most)  # epoll's own pairs: no copy per event
-        except (OSError, ValueError):  # closed while we waited: the server is stopping
-            return []
 
     def close(self) -> None:
         self._epoll.close()

@@ -131,6 +131,7 @@ class WorkerPool:
         held: deque[Connection] = deque()
         self.held[me] = held
         ready = self.ready
+        wait = self.poller.wait
         while self.running:
             if not self.slots.acquire(timeout=1.0):
                 continue
@@ -148,8 +149,21 @@ class WorkerPool:
                     self._send_held(held, me)
                     leader.acquire()
                 try:
-                    # One already reported, or the first of a new batch from the poller.
-                    event = ready.popleft() if ready else self._poll(0.0 if held else 1.0)
+                    # One already reported, or the first of a new batch from the poller,
+                    # whose others go to `ready`: one system call, many events.
+                    if ready:
+                        event = ready.popleft()
+                    else:
+                        try:
+                            events = wait(0.0 if held else 1.0, EVENTS_PER_WAIT)
+                        except (OSError, ValueError):  # closed: the server is stopping
+                            events = ()
+                        if events:
+                            event = events[0]
+                            if len(events) > 1:
+                                ready.extend(events[1:])  # for the next free threads
+                        else:
+                            event = None
                 finally:
                     leader.release()
                 if event is not None:
@@ -175,16 +189,6 @@ class WorkerPool:
         if self.dozing:
             self.dozing = False
             self.wake_housekeeping()
-
-    def _poll(self, timeout: float) -> tuple[int, int] | None:
-        """The first ready socket of a new batch and its poller mask (leader only, with
-        ``ready`` empty), waiting ``timeout`` seconds at most; the rest go to ``ready``."""
-        events = self.poller.wait(timeout, EVENTS_PER_WAIT)
-        if not events:
-            return None
-        if len(events) > 1:
-            self.ready.extend(events[1:])  # for the next free thread: one system call, many events
-        return events[0]
 
     def _handle(self, fd: int, mask: int, held: deque[Connection]) -> None:
         """Serve the event. While more events of its batch wait, hold the connection's
@@ -225,13 +229,26 @@ class WorkerPool:
         return connection.close()
 
     def _serve_until_parked(self, connection: Connection, read: bool = True) -> None:
+        """Serve the connection, then park it: give it back to the poller until the client
+        sends more, or can take more. An event that came for it meanwhile (``again``)
+        means serving it once more first."""
         while True:
             try:
                 keep = connection.serve(read)
             except Exception:
                 keep = self._failed(connection)
-            if not keep or self.park(connection):
+            if not keep:
                 return
+            with self.lock:
+                if self.connections.get(connection.fd) is not connection:
+                    return  # the pool closed it meanwhile (stopping)
+                if not connection.again:
+                    connection.parked = True
+                    queued = connection.out.queue
+                    if queued or self.rearm_always:
+                        self.poller.rearm(connection.fd, bool(queued))
+                    return
+                connection.again = False
             read = True  # an event came meanwhile
 
     def _send_held(self, held: deque[Connection], me: int) -> None:
@@ -317,21 +334,6 @@ class WorkerPool:
                 self.slots.release()
         if blocked:
             self._hand_over_held(blocked)
-
-    def park(self, connection: Connection) -> bool:
-        """Give the connection back to the poller until the client sends more, or can take
-        more. False: an event came for it meanwhile, and the caller must serve it again."""
-        with self.lock:
-            if self.connections.get(connection.fd) is not connection:
-                return True
-            if connection.again:
-                connection.again = False
-                return False
-            connection.parked = True
-            writable = bool(connection.out.queue)
-            if writable or self.rearm_always:
-                self.poller.rearm(connection.fd, writable)
-        return True
 
     def forget(self, connection: Connection) -> None:
         """Drop a connection that is about to be closed (its socket is still open)."""

@@ -132,12 +132,18 @@ class FileBody:
         self.file.close()
 
 
+_new_object = object.__new__
+
+
 class Response:
     """The answer a view builds. ``client`` is the client's socket (``None`` in tests)."""
 
     def __init__(self, client=None) -> None:
         self.client = client
-        self.headers = ResponseHeaders()
+        headers = _new_object(ResponseHeaders)  # Headers.__init__ without items, inlined
+        headers._values = {}
+        headers._names = {}
+        self.headers = headers
         self.cookies: dict[str, str | Cookie] = {}
         self.status = 200
         self.content_type: str | None = DEFAULT_CONTENT_TYPE
