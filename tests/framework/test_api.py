@@ -405,6 +405,19 @@ def test_request_method_path_version_headers_cookies_parameters(live):
     assert data["remote_addr"] == "127.0.0.1"
 
 
+def test_repeated_header_fields_reach_the_view_joined(live):
+    """A field sent twice is one value for the view: joined with ", ", Cookie with "; "
+    (the form a single line would have had), each time the client sends them."""
+    port = int(live.rsplit(":", 1)[1])
+    head = (b"GET /api/echo HTTP/1.1\r\nHost: x\r\nX-Custom: a\r\nCookie: session=1\r\n"
+            b"x-custom: b\r\nCookie: theme=dark\r\nConnection: close\r\n\r\n")
+    for _ in range(3):  # the lines known, then the whole section
+        answer = raw_request(port, head)
+        data = json.loads(answer.partition(b"\r\n\r\n")[2])
+        assert data["x_custom_from_headers"] == "a, b"
+        assert data["cookies"] == {"session": "1", "theme": "dark"}
+
+
 def test_request_path_is_percent_decoded_without_query(live):
     resp = requests.get(live + "/api/articles/2024/caf%C3%A9?x=1", timeout=TIMEOUT)
     assert resp.json() == {"year": "2024", "slug": "café"}

@@ -34,9 +34,9 @@ FIELD_LINE = re.compile(
 _PATH_CHARS = rb"A-Za-z0-9\-._~!$&'()*+,;=:@%/"
 ORIGIN_FORM = re.compile(rb"/[" + _PATH_CHARS + rb"]*(?:\?[" + _PATH_CHARS + rb"?\[\]{}|\\^`]*)?")
 # The common request line, whose target needs no further check: origin-form with no "%"
-# in its path, HTTP/1.0 or 1.1. Anything else takes the general path (parser.py).
+# in its path, HTTP/1.0 or 1.1, not CONNECT. Anything else takes the general path (parser.py).
 COMMON_REQUEST_LINE = re.compile(
-    rb"(" + TCHAR + rb"+) (/[" + _PATH_CHARS.replace(b"%", b"") + rb"]*(?:\?["
+    rb"(?!CONNECT )(" + TCHAR + rb"+) (/[" + _PATH_CHARS.replace(b"%", b"") + rb"]*(?:\?["
     + _PATH_CHARS + rb"?\[\]{}|\\^`]*)?) HTTP/1\.([01])"
 )
 # The same, as text: the request line of a head decoded as latin-1 (parser.py).

@@ -3,7 +3,7 @@ responses alike, that keeps each name as it was first given."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 
 
 class Headers(MutableMapping):
@@ -18,15 +18,17 @@ class Headers(MutableMapping):
             self.update(items)
 
     @classmethod
-    def from_wire(cls, fields: list[tuple[str, str]]) -> Headers:
+    def from_wire(cls, fields: Sequence[tuple[str, str]]) -> Headers:
         """Build from parsed (lower-case name, value) pairs; repeated fields are joined."""
         headers = cls.__new__(cls)
-        values: dict[str, str] = {}
-        for name, value in fields:
-            if name in values:
-                values[name] += ("; " if name == "cookie" else ", ") + value
-            else:
-                values[name] = value
+        values = dict(fields)  # one C call, right unless a name repeats
+        if len(values) < len(fields):
+            values = {}
+            for name, value in fields:
+                if name in values:
+                    values[name] += ("; " if name == "cookie" else ", ") + value
+                else:
+                    values[name] = value
         headers._values = values
         headers._names = {}
         return headers

@@ -187,7 +187,7 @@ class RequestParser:
             if count > self.max_header_count:
                 raise HeaderFieldsTooLarge("too many header fields")
             common = grammar.COMMON_REQUEST_LINE_TEXT.fullmatch(request_line)
-            if common is not None and common.group(1) != "CONNECT":
+            if common is not None:
                 method, target, minor = common.groups()
                 self.method = method
                 version = "HTTP/1.1" if minor == "1" else "HTTP/1.0"
