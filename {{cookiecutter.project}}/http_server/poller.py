@@ -1,10 +1,10 @@
 """Readiness of many sockets, shared by the worker threads.
 
 ``wait(timeout, most)`` reports ``(fd, mask)`` for up to ``most`` sockets on which
-something new happened (none after ``timeout`` seconds; OSError or ValueError once the
-poller is closed): input arrived, or, once output waits for the client, the socket can
-take more. ``mask & PEER_CLOSED`` says the client has also finished sending,
-so the connection must read to the end of its input. The worker pool makes sure that no
+something new happened (none after ``timeout`` seconds; once the poller is closed, none,
+or OSError or ValueError from epoll): input arrived, or, once output waits for the
+client, the socket can take more. ``mask & PEER_CLOSED`` says the client has also finished
+sending, so the connection must read to the end of its input. The worker pool makes sure that no
 two threads serve one connection at once (pool.py). The listening socket is
 armed for one event at a time: once reported, not again until the thread that
 took it calls ``rearm_listener``.
