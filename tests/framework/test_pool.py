@@ -37,8 +37,9 @@ def make_pool():
     made = []
 
     def make(threads: int, blocked_after: float = pool_module.BLOCKED_AFTER,
-             cpus: int | None = 2, shared_listener: bool = False) -> WorkerPool:
-        server = WebServer(host="127.0.0.1", port=0, route=[], threads=threads, access_log=False)
+             cpus: int | None = 2, shared_listener: bool = False, route=()) -> WorkerPool:
+        server = WebServer(host="127.0.0.1", port=0, route=list(route), threads=threads,
+                           access_log=False)
         sock = server.bind()
         pool = WorkerPool(server.connection_context(), sock, threads,
                           max_connections=server.max_connections,
@@ -174,6 +175,74 @@ def test_blocked_after_sets_when_a_thread_counts_as_blocked(make_pool):
     serving_since(pool, [0.6, 0.1])
     pool.relieve_blocked()
     assert places(pool) == pool_module.ACTIVE_THREADS + 1
+
+
+def test_each_look_that_finds_no_blocked_thread_lets_the_next_wait_longer(make_pool):
+    pool = make_pool(threads=16)
+    after = pool_module.BLOCKED_AFTER
+    waits = []
+    for _ in range(8):
+        serving_since(pool, [0.0])  # a thread always on a new, short event
+        pool.relieve_blocked()
+        waits.append(pool.housekeeping_interval())
+    assert waits[:4] == pytest.approx([after, after * 2, after * 4, after * 8])
+    assert waits[4:] == pytest.approx([pool_module.RELAXED_CHECK] * 4)
+    assert places(pool) == pool_module.ACTIVE_THREADS
+
+
+def test_a_blocked_thread_is_found_at_most_one_relaxed_check_late(make_pool):
+    pool = make_pool(threads=16)
+    for _ in range(8):
+        pool.relieve_blocked()  # nothing serves: the looks relax all the way
+    serving_since(pool, [0.0])  # a thread begins the event it will block on
+    wait = pool.housekeeping_interval()
+    assert wait == pytest.approx(pool_module.RELAXED_CHECK)
+    pool.clock.now += wait
+    pool.relieve_blocked()
+    assert places(pool) == pool_module.ACTIVE_THREADS + 1
+
+
+def test_a_blocked_thread_found_makes_the_looks_exact_again(make_pool):
+    pool = make_pool(threads=16)
+    after = pool_module.BLOCKED_AFTER
+    for _ in range(8):
+        pool.relieve_blocked()
+    serving_since(pool, [after * 3])
+    pool.relieve_blocked()  # found blocked
+    serving_since(pool, [after * 3, after * 0.25])
+    assert pool.housekeeping_interval() == pytest.approx(after * 0.75)
+
+
+def test_answers_sent_from_a_batch_are_each_an_event_of_their_own(make_pool):
+    """A thread sends its held answers, and serves what came meanwhile, one connection after
+    another (pool._send_held): sending many that take longer than blocked_after in all
+    does not count it as blocked, as long as none takes that long alone."""
+    after = pool_module.BLOCKED_AFTER
+
+    def slow(request, response):  # housekeeping looks while the view runs
+        pool.clock.now += after * 0.6
+        pool.relieve_blocked()
+        response.send("ok")
+
+    pool = make_pool(threads=4, route=[Path(r"^/slow$", slow)])
+    held, clients = deque(), []
+    for _ in range(3):
+        server_side, client = socket.socketpair()
+        server_side.setblocking(False)
+        connection = Connection(server_side, "127.0.0.1", pool.context, pool.forget)
+        pool.connections[connection.fd] = connection
+        pool.poller.register(connection.fd)
+        client.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")  # came meanwhile
+        held.append(connection)
+        clients.append(client)
+    pool._send_held(held, threading.get_ident())
+    assert places(pool) == pool_module.ACTIVE_THREADS
+    for client in clients:
+        assert client.recv(4096).startswith(b"HTTP/1.1 200 OK")
+    for connection in list(pool.connections.values()):
+        connection.close()
+    for client in clients:
+        client.close()
 
 
 def test_the_blocked_after_setting_reaches_the_pool():

@@ -20,7 +20,8 @@ for views that block (a database, another service): a thread busy with one
 event for longer than ``blocked_after`` counts as blocked, and the
 housekeeping thread opens one more place for each, so that that many places
 are always held by threads that can take events. A thread gives its
-extra place back when it is done.
+extra place back when it is done. Housekeeping looks less often while it finds
+no thread blocked (see RELAXED_CHECK).
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ BLOCKED_AFTER = 0.002  # the default of blocked_after (the BLOCKED_AFTER setting
 # the one serving longest would count as blocked (not on a fixed tick: each wake-up
 # costs the serving threads a switch); every IDLE_CHECK once none has served for
 # QUIET_AFTER (an idle server stays near 0% CPU), until the first to serve wakes it.
+# Each look that finds no thread blocked lets the next wait twice as long, up to
+# RELAXED_CHECK: where views never block, a look every blocked_after would take the
+# GIL from the serving thread hundreds of times a second, for nothing. The first
+# blocked thread found makes the looks exact again.
 SOONEST_CHECK = 0.0002
+RELAXED_CHECK = 0.016
 IDLE_CHECK = 0.02
 QUIET_AFTER = 0.05
 
@@ -105,6 +111,7 @@ class WorkerPool:
         # connection goes to one of them.
         self.held: dict[int, deque[Connection]] = {}
         self.busy_until = 0.0  # housekeeping checks at least every blocked_after until then
+        self.relaxed_wait = 0.0  # housekeeping waits at least this long (see RELAXED_CHECK)
         self.dozing = False  # housekeeping checks rarely: the next thread to serve wakes it
         self.connections: dict[int, Connection] = {}
         self.running = False
@@ -257,12 +264,17 @@ class WorkerPool:
         One at a time from the list: should serving one run a view that blocks, the
         rest can still be handed over (``_hand_over_held``)."""
         self._begin_serving(me)  # serving may run views again: pipelined requests
+        serving = self.serving
+        clock = self.clock
         try:
             while True:
                 try:
                     connection = held.popleft()
                 except IndexError:  # all sent, or handed over meanwhile
                     return
+                # Each answer sent is an event of its own: a batch that takes longer
+                # than blocked_after does not make this thread blocked.
+                serving[me] = clock()
                 # Nothing is left to read after a short read.
                 self._serve_until_parked(connection, not connection.drained)
         finally:
@@ -302,7 +314,8 @@ class WorkerPool:
 
         Until the thread serving longest, of those not yet counted as blocked, reaches
         ``blocked_after``; with none, ``blocked_after`` (a thread that begins now is
-        blocked no sooner), or ``IDLE_CHECK`` once the pool has been quiet.
+        blocked no sooner), or ``IDLE_CHECK`` once the pool has been quiet. No sooner
+        than ``relaxed_wait``, while the looks find no thread blocked.
         """
         now = self.clock()
         after = self.blocked_after
@@ -311,10 +324,10 @@ class WorkerPool:
             self.busy_until = now + QUIET_AFTER
             not_yet_blocked = [since for since in starts if now - since <= after]
             if not_yet_blocked:
-                return max(min(not_yet_blocked) + after - now, SOONEST_CHECK)
+                return max(min(not_yet_blocked) + after - now, self.relaxed_wait, SOONEST_CHECK)
             return after
         if now < self.busy_until:
-            return after
+            return max(after, self.relaxed_wait)
         self.dozing = True
         if self.serving:  # a thread began to serve before it could see `dozing`
             self.dozing = False
@@ -327,6 +340,10 @@ class WorkerPool:
         now = self.clock()
         after = self.blocked_after
         blocked = [ident for ident, since in list(self.serving.items()) if now - since > after]
+        if blocked:
+            self.relaxed_wait = 0.0
+        else:
+            self.relaxed_wait = min(max(self.relaxed_wait * 2, after), RELAXED_CHECK)
         with self.slot_lock:
             wanted = min(self.base_slots + len(blocked), self.thread_count)
             while self.base_slots + self.extra_slots < wanted:
