@@ -263,7 +263,9 @@ def second(server):
 
 @server.on_shutdown
 def closing(server):
-    print("shutdown", os.getpid(), flush=True)
+    # One write, whole: two workers write to one pipe, and print() makes a write per
+    # piece where the output is unbuffered (PYTHONUNBUFFERED), which interleaves them.
+    os.write(1, f"shutdown {{os.getpid()}}\\n".encode())
 
 
 server.run()
