@@ -190,10 +190,32 @@ def test_each_look_that_finds_no_blocked_thread_lets_the_next_wait_longer(make_p
     assert places(pool) == pool_module.ACTIVE_THREADS
 
 
+def test_a_look_while_no_thread_serves_does_not_relax_the_next(make_pool):
+    pool = make_pool(threads=16)
+    for _ in range(8):
+        pool.relieve_blocked()  # between two bursts of views that block, say
+    serving_since(pool, [0.0])
+    assert pool.housekeeping_interval() == pytest.approx(pool_module.BLOCKED_AFTER)
+
+
+def test_a_quiet_spell_makes_the_looks_exact_again(make_pool):
+    pool = make_pool(threads=16)
+    for _ in range(8):
+        serving_since(pool, [0.0])
+        pool.relieve_blocked()
+    pool.serving.clear()
+    pool.clock.now += pool_module.QUIET_AFTER * 2
+    assert pool.housekeeping_interval() == pool_module.IDLE_CHECK
+    serving_since(pool, [0.0])  # the first request after it, which may block
+    assert pool.housekeeping_interval() == pytest.approx(pool_module.BLOCKED_AFTER)
+
+
 def test_a_blocked_thread_is_found_at_most_one_relaxed_check_late(make_pool):
     pool = make_pool(threads=16)
     for _ in range(8):
-        pool.relieve_blocked()  # nothing serves: the looks relax all the way
+        serving_since(pool, [0.0])
+        pool.relieve_blocked()  # the looks relax all the way
+    pool.serving.clear()
     serving_since(pool, [0.0])  # a thread begins the event it will block on
     wait = pool.housekeeping_interval()
     assert wait == pytest.approx(pool_module.RELAXED_CHECK)
@@ -206,6 +228,7 @@ def test_a_blocked_thread_found_makes_the_looks_exact_again(make_pool):
     pool = make_pool(threads=16)
     after = pool_module.BLOCKED_AFTER
     for _ in range(8):
+        serving_since(pool, [0.0])
         pool.relieve_blocked()
     serving_since(pool, [after * 3])
     pool.relieve_blocked()  # found blocked

@@ -47,10 +47,11 @@ BLOCKED_AFTER = 0.002  # the default of blocked_after (the BLOCKED_AFTER setting
 # the one serving longest would count as blocked (not on a fixed tick: each wake-up
 # costs the serving threads a switch); every IDLE_CHECK once none has served for
 # QUIET_AFTER (an idle server stays near 0% CPU), until the first to serve wakes it.
-# Each look that finds no thread blocked lets the next wait twice as long, up to
-# RELAXED_CHECK: where views never block, a look every blocked_after would take the
-# GIL from the serving thread hundreds of times a second, for nothing. The first
-# blocked thread found makes the looks exact again.
+# Each look that finds threads serving and none blocked lets the next wait twice as
+# long, up to RELAXED_CHECK: where views never block, a look every blocked_after
+# would take the GIL from the serving thread hundreds of times a second, for
+# nothing. The first blocked thread found makes the looks exact again, and so does
+# a quiet spell.
 SOONEST_CHECK = 0.0002
 RELAXED_CHECK = 0.016
 IDLE_CHECK = 0.02
@@ -329,6 +330,7 @@ class WorkerPool:
         if now < self.busy_until:
             return max(after, self.relaxed_wait)
         self.dozing = True
+        self.relaxed_wait = 0.0  # after a quiet spell, nothing is known of the next views
         if self.serving:  # a thread began to serve before it could see `dozing`
             self.dozing = False
             return after
@@ -339,11 +341,13 @@ class WorkerPool:
         let another thread send the answers a blocked thread holds."""
         now = self.clock()
         after = self.blocked_after
-        blocked = [ident for ident, since in list(self.serving.items()) if now - since > after]
+        serving = list(self.serving.items())  # a copy: the threads change the table
+        blocked = [ident for ident, since in serving if now - since > after]
         if blocked:
             self.relaxed_wait = 0.0
-        else:
+        elif serving:  # threads serve, none for long: views that do not block
             self.relaxed_wait = min(max(self.relaxed_wait * 2, after), RELAXED_CHECK)
+        # A look while no thread serves tells nothing of the views: the wait stays.
         with self.slot_lock:
             wanted = min(self.base_slots + len(blocked), self.thread_count)
             while self.base_slots + self.extra_slots < wanted:
