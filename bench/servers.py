@@ -65,10 +65,12 @@ http {{
     return prefix, conf
 
 
-def server_command(name: str, port: int, static_dir: Path, workers: int = 1) -> list[str]:
+def server_command(name: str, port: int, static_dir: Path, workers: int = 1,
+                   apps: Path = APPS) -> list[str]:
+    """``apps``: the folder of ours.py (another build's, for bench/ab.py)."""
     py = str(VENV_BIN / "python")
     if name in ("ours", "ours+log"):
-        cmd = [py, str(APPS / "ours.py"), "--port", str(port), "--threads", str(THREADS),
+        cmd = [py, str(apps / "ours.py"), "--port", str(port), "--threads", str(THREADS),
                "--workers", str(workers), "--static", str(static_dir),
                "--keep-alive-timeout", str(KEEP_ALIVE), "--max-connections", "10000"]
         return cmd + (["--access-log"] if name == "ours+log" else [])
@@ -111,13 +113,14 @@ class Server:
 
     def __init__(self, name: str, static_dir: Path, *, pin: bool = True, workers: int = 1,
                  env: dict[str, str | None] | None = None, wrapper: list[str] = (),
-                 tag: str = "", extra_args: list[str] = ()):
+                 tag: str = "", extra_args: list[str] = (), apps: Path = APPS):
         self.name = name
         self.env = env or {}  # added to the environment; None removes the variable
         self.port = free_port()
         # wrapper: what the server runs under (valgrind for the instruction counts).
         # extra_args: appended to the server's own command line.
-        self.cmd = [*wrapper, *server_command(name, self.port, static_dir, workers), *extra_args]
+        self.cmd = [*wrapper, *server_command(name, self.port, static_dir, workers, apps),
+                    *extra_args]
         if pin:
             self.cmd = ["taskset", "-c", SERVER_CORE, *self.cmd]
         log_dir = WORK / "logs"
