@@ -4,10 +4,10 @@ The comparison's figures are checked for their shape (both builds served, CPU ti
 switches counted), never for a value: which build is faster is what the tool measures.
 """
 
+import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -38,12 +38,32 @@ def test_an_unknown_revision_gets_one_clear_line(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+# A process whose two threads have each been switched out at least once: the second sleeps
+# (a sleep always gives up the CPU), then says so and waits; the first waits for it to end.
+TWO_THREADS = """
+import sys, threading, time
+def second():
+    time.sleep(0.01)
+    print("slept", flush=True)
+    sys.stdin.read()
+thread = threading.Thread(target=second)
+thread.start()
+thread.join()
+"""
+
+
 def test_context_switches_are_counted_over_every_thread():
-    before = ab.context_switches(ab.os.getpid())
-    thread = threading.Thread(target=lambda: None)
-    thread.start()
-    thread.join()  # this thread waited for the other: at least one switch
-    assert ab.context_switches(ab.os.getpid()) > before
+    child = subprocess.Popen([sys.executable, "-c", TWO_THREADS], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "slept\n"
+        assert len(os.listdir(f"/proc/{child.pid}/task")) == 2
+        # The second thread slept; the first waited for it (or, still on its way to join,
+        # was preempted): one switch each at least.
+        assert ab.context_switches(child.pid) >= 2
+    finally:
+        child.stdin.close()
+        child.wait(timeout=30)
 
 
 def test_bad_rounds_get_one_clear_line():
