@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
-from idle import process_tree, tree_cpu_seconds
-from measure import run_wrk, static_folder
+from measure import ROUND_SECONDS, measure_round, merge_rounds, round_orders, static_folder
 from servers import Server
-from workloads import BY_NAME, ROOT, WORK
+from workloads import BY_NAME, ROOT, WORK, Workload
 
-ROUND_SECONDS = 1
 BUILD_PATHS = ("bench/apps", "{{cookiecutter.project}}")  # what ours.py runs, and imports
 
 
@@ -50,42 +47,16 @@ def export_revision(rev: str, dest: Path) -> Path:
     return dest / "bench" / "apps"
 
 
-def context_switches(pid: int) -> int:
-    """Voluntary and involuntary context switches so far, over every thread of the tree."""
-    total = 0
-    for process in process_tree(pid):
-        try:
-            threads = os.listdir(f"/proc/{process}/task")
-        except OSError:
-            continue
-        for thread in threads:
-            try:
-                status = open(f"/proc/{process}/task/{thread}/status").read()  # noqa: SIM115
-            except OSError:
-                continue
-            total += sum(map(int, re.findall(r"ctxt_switches:\s+(\d+)", status)))
-    return total
+def compare(servers: dict[str, Server], workload: Workload, rounds: int) -> dict[str, dict]:
+    """Each server's rounds merged: requests, CPU seconds and context switches among them."""
+    results: dict[str, list[dict]] = {name: [] for name in servers}
+    for order in round_orders(list(servers), rounds):
+        for name in order:
+            results[name].append(measure_round(servers[name], workload))
+    return {name: merge_rounds(these) for name, these in results.items()}
 
 
-def compare(servers: dict[str, Server], path: str, rounds: int, wrk_args: list[str],
-            lua_args: list[str], connections: int) -> dict[str, dict[str, float]]:
-    """Requests, CPU seconds and context switches of each server over ``rounds`` rounds."""
-    totals = {name: {"requests": 0, "cpu": 0.0, "switches": 0} for name in servers}
-    order = list(servers)
-    for number in range(rounds):
-        for name in order if number % 2 == 0 else order[::-1]:
-            server = servers[name]
-            cpu, switches = tree_cpu_seconds(server.pid), context_switches(server.pid)
-            result = run_wrk(server.url + path, ROUND_SECONDS, wrk_args=wrk_args,
-                             lua_args=lua_args, connections=connections)
-            total = totals[name]
-            total["requests"] += result["requests"]
-            total["cpu"] += tree_cpu_seconds(server.pid) - cpu
-            total["switches"] += context_switches(server.pid) - switches
-    return totals
-
-
-def report(totals: dict[str, dict[str, float]], base: str, tree: str) -> str:
+def report(totals: dict[str, dict], base: str, tree: str) -> str:
     lines = [f"{'build':24} {'requests':>10} {'CPU us/req':>11} {'switches/1k req':>16}"]
     per_request = {}
     for name, total in totals.items():
@@ -122,8 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             for server in servers.values():
                 server.start("/")
-            totals = compare(servers, workload.path, opts.rounds, list(workload.wrk_args),
-                             list(workload.lua_args), workload.connections)
+            totals = compare(servers, workload, opts.rounds)
         except RuntimeError as error:
             raise SystemExit(f"error: {error}") from None
         finally:

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -96,6 +97,23 @@ def tree_cpu_seconds(pid: int) -> float:
         if fields is not None:
             ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches so far, over every thread of the tree."""
+    total = 0
+    for process in process_tree(pid):
+        try:
+            threads = os.listdir(f"/proc/{process}/task")
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                status = open(f"/proc/{process}/task/{thread}/status").read()  # noqa: SIM115
+            except OSError:
+                continue
+            total += sum(map(int, re.findall(r"ctxt_switches:\s+(\d+)", status)))
+    return total
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:

@@ -1,7 +1,17 @@
-"""Measuring one server: its answers checked against ours, then wrk and the idle connections.
+"""Measuring the servers of a run: their answers checked against ours, then wrk in rounds
+that take turns between the servers, and the idle connections.
 
 Every figure of a row comes from here: requests/s and latency from wrk (report.lua prints
-them as one JSON line), CPU time and RSS of the server's process tree from /proc.
+them as one JSON line, with its latency histogram), CPU time and RSS of the server's process
+tree from /proc.
+
+The servers of a run are all started at once, pinned to the server core, and wrk drives one
+of them at a time, in rounds of ``ROUND_SECONDS``, the order rotating from round to round
+(``round_orders``). On a shared machine the CPU a server gets can change by a factor of two
+within minutes; measured one after the other, two servers would each get another machine,
+and their ratio would carry that. In turns, each gets its share of every minute of the run.
+A workload's rounds make one row: requests and CPU time summed, latency percentiles from the
+merged histograms (``merge_rounds``).
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from idle import tree_cpu_seconds, tree_rss_kib
+from idle import context_switches, tree_cpu_seconds, tree_rss_kib
 from servers import Server, http_get
 from workloads import (
     BENCH,
@@ -22,9 +32,12 @@ from workloads import (
     CONNECTIONS,
     STATIC_BYTES,
     VENV_BIN,
+    WORKLOADS,
     Workload,
     for_server,
 )
+
+ROUND_SECONDS = 1  # one wrk run of a round: what wrk allows at the least
 
 HEADERS_SEEN: dict[str, dict] = {}  # server -> workload -> response headers, for results.json
 
@@ -97,6 +110,7 @@ def run_wrk(url: str, duration: float, *, wrk_args: list[str], lua: str = "repor
             data["p99_ms"] = data["p99_us"] / 1000
             data["p50_ms"] = data["p50_us"] / 1000
             data["error_count"] = sum(data["errors"].values())
+            data["latency"] = {value: count for value, count in data["latency"]}
             return data
     raise RuntimeError(f"wrk printed no figures (exit {done.returncode}): "
                        f"{done.stderr.strip() or done.stdout.strip()}")
@@ -120,6 +134,72 @@ def wrk_row(row: dict, server: Server, duration: float, workload: Workload, **wr
             row["pids"] = res["pids"]
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         row["failed"] = str(exc)[:300]
+    return row
+
+
+def round_orders(names: list[str], rounds: int) -> list[list[str]]:
+    """The order of the servers in each round: rotated by one each round, so that every server
+    comes first, second... as often as the others (two servers: flipped every round)."""
+    if not names:
+        return []
+    return [names[r % len(names):] + names[:r % len(names)] for r in range(rounds)]
+
+
+def measure_round(server: Server, workload: Workload, seconds: float = ROUND_SECONDS) -> dict:
+    """One wrk run of ``workload`` against ``server``: wrk's figures, and the server's CPU
+    seconds, context switches and the wall-clock seconds it took."""
+    pid = server.pid
+    cpu, switches, started = tree_cpu_seconds(pid), context_switches(pid), time.monotonic()
+    result = run_wrk(server.url + workload.path, seconds, wrk_args=list(workload.wrk_args),
+                     lua_args=list(workload.lua_args), connections=workload.connections)
+    result["wall"] = time.monotonic() - started
+    result["cpu"] = tree_cpu_seconds(pid) - cpu
+    result["switches"] = context_switches(pid) - switches
+    return result
+
+
+def percentile(latency: dict[int, int], p: float) -> int:
+    """The value at percentile ``p`` of a histogram (value -> count), as wrk reports it: the
+    smallest value that more than ``p`` percent of the counts do not exceed (the largest for
+    ``p`` = 100)."""
+    total = sum(latency.values())
+    rank = min(int(p / 100 * total) + 1, total)
+    seen = 0
+    for value in sorted(latency):
+        seen += latency[value]
+        if seen >= rank:
+            return value
+    return 0
+
+
+def merge_rounds(rounds: list[dict]) -> dict:
+    """A workload's rounds on one server as one run: counts summed, histograms merged."""
+    latency: dict[int, int] = {}
+    errors: dict[str, int] = {}
+    for result in rounds:
+        for value, count in result["latency"].items():
+            latency[value] = latency.get(value, 0) + count
+        for kind, count in result["errors"].items():
+            errors[kind] = errors.get(kind, 0) + count
+    total = {key: sum(r[key] for r in rounds)
+             for key in ("requests", "duration_us", "cpu", "wall", "switches")}
+    seconds = total["duration_us"] / 1e6
+    return {**total, "errors": errors, "error_count": sum(errors.values()),
+            "rps": total["requests"] / seconds if seconds else 0.0,
+            "p50_ms": percentile(latency, 50) / 1000, "p99_ms": percentile(latency, 99) / 1000,
+            "rounds": len(rounds)}
+
+
+def rounds_row(row: dict, server: Server, rounds: list[dict]) -> dict:
+    """``row`` with the figures of a workload's rounds on ``server``."""
+    merged = merge_rounds(rounds)
+    cpu, wall = merged["cpu"], merged["wall"]
+    row.update(rps=merged["rps"], p99_ms=merged["p99_ms"], p50_ms=merged["p50_ms"],
+               requests=merged["requests"], errors=merged["errors"],
+               error_count=merged["error_count"], rounds=merged["rounds"],
+               rss_mib=tree_rss_kib(server.pid) / 1024,
+               cpu_pct=100 * cpu / wall if wall else None,
+               req_per_cpu_s=merged["requests"] / cpu if cpu else None)
     return row
 
 
@@ -155,10 +235,9 @@ def new_row(run: int, server: str, workload: str) -> dict:
     return {"run": run, "server": server, "workload": workload, "load_before": loadavg()}
 
 
-def measure_server(name: str, static_dir: Path, opts: argparse.Namespace, run: int,
-                   reference: dict, expected: dict, log) -> list[dict]:
-    """Every wrk workload ``name`` takes, then the idle connections, on one server process."""
-    rows: list[dict] = []
+def start_checked(name: str, static_dir: Path, reference: dict, expected: dict, log,
+                  warmup: float) -> tuple[Server, list[str]]:
+    """``name`` started and warmed up, and what differs in its answers from ours."""
     workloads = for_server(name)
     server = Server(name, static_dir)
     try:
@@ -170,23 +249,59 @@ def measure_server(name: str, static_dir: Path, opts: argparse.Namespace, run: i
         problems = check_same(name, got, reference, expected)
         for p in problems:
             log(f"  ! {p}")
-        # Warm-up, not recorded.
-        run_wrk(server.url + workloads[0].path, opts.warmup, wrk_args=[])
-        for w in workloads:
-            row = wrk_row(new_row(run, name, w.name), server, opts.duration, w,
-                          lua_args=list(w.lua_args), connections=w.connections)
-            row["mismatch"] = [p for p in problems if f" {w.name}:" in p]
-            rows.append(row)
-            log(f"  {name:18} {w.name:16} " + brief(row))
-        if name != "nginx" and opts.idle_connections:
-            rows.append(idle_row(new_row(run, name, "idle"), server, opts))
-            log(f"  {name:18} {'idle':16} " + brief(rows[-1]))
-    except (RuntimeError, OSError) as exc:
-        log(f"  ! {name}: {exc}")
-        for w in workloads:
-            rows.append({"run": run, "server": name, "workload": w.name, "failed": str(exc)[:300]})
-    finally:
+        run_wrk(server.url + workloads[0].path, warmup, wrk_args=[])  # not recorded
+    except BaseException:
         server.stop()
+        raise
+    return server, problems
+
+
+def measure_servers(names: list[str], static_dir: Path, opts: argparse.Namespace, run: int,
+                    reference: dict, expected: dict, log) -> list[dict]:
+    """Every wrk workload on every server of ``names``, all started at once and driven in
+    turns (see the module's docstring), then each one's idle connections."""
+    rows: list[dict] = []
+    servers: dict[str, tuple[Server, list[str]]] = {}
+    rounds = max(1, round(opts.duration / ROUND_SECONDS))
+    try:
+        for name in names:
+            try:
+                servers[name] = start_checked(name, static_dir, reference, expected, log,
+                                              opts.warmup)
+            except (RuntimeError, OSError) as exc:
+                log(f"  ! {name}: {exc}")
+                rows += [{"run": run, "server": name, "workload": w.name,
+                          "failed": str(exc)[:300]} for w in for_server(name)]
+        for workload in WORKLOADS:
+            taking = [name for name in servers if workload in for_server(name)]
+            results: dict[str, list[dict]] = {name: [] for name in taking}
+            failed: dict[str, str] = {}
+            started = {name: new_row(run, name, workload.name) for name in taking}
+            for order in round_orders(taking, rounds):
+                for name in order:
+                    if name in failed:
+                        continue
+                    try:
+                        results[name].append(measure_round(servers[name][0], workload))
+                    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                        failed[name] = str(exc)[:300]
+            for name in taking:
+                server, problems = servers[name]
+                row = started[name]
+                if name in failed:
+                    row["failed"] = failed[name]
+                else:
+                    rounds_row(row, server, results[name])
+                row["mismatch"] = [p for p in problems if f" {workload.name}:" in p]
+                rows.append(row)
+                log(f"  {name:18} {workload.name:16} " + brief(row))
+        for name, (server, _) in servers.items():
+            if name != "nginx" and opts.idle_connections:
+                rows.append(idle_row(new_row(run, name, "idle"), server, opts))
+                log(f"  {name:18} {'idle':16} " + brief(rows[-1]))
+    finally:
+        for server, _ in servers.values():
+            server.stop()
     return rows
 
 

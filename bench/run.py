@@ -8,7 +8,10 @@
                                         [--workloads hello,json,post] [--batches S,L]
 
 Each server serves the same tiny app (bench/apps/tiny.py), pinned to core 0 (taskset -c 0),
-with wrk pinned to core 1, on 127.0.0.1. Workloads, each bounded in time:
+with wrk pinned to core 1, on 127.0.0.1. The servers of a run are alive at once, and wrk
+drives one at a time, in rounds of 1 s, the order rotating every round (measure.py): each
+workload's figures for one server are the sum of its rounds, so that a change in the
+machine's load falls on every server alike. Workloads, each bounded in time:
 
   hello-keepalive   GET /            50 keep-alive connections
   hello-close       GET /            50 connections, `Connection: close` (one request each)
@@ -172,17 +175,16 @@ def log(msg: str) -> None:
 
 def one_run(run: int, opts: argparse.Namespace, static_dir: Path, reference: dict,
             expected: dict) -> tuple[list[dict], dict]:
-    """Every server in turn, then the floods and the uploads: the rows of one run, and its
-    load averages."""
-    # Every other run goes backwards, so that no server is always measured first.
+    """Every server at once, driven in turns, then the floods and the uploads: the rows of one
+    run, and its load averages."""
+    # Every other run goes backwards, so that no server always follows the same one.
     order = opts.server_list if run % 2 else list(reversed(opts.server_list))
     if "ours" in order:  # ours answers first: its bytes are the reference
         order = ["ours", *[s for s in order if s != "ours"]]
     before, t0 = measure.loadavg(), time.monotonic()
     log(f"run {run}/{opts.runs} (load average {before:.2f})")
-    rows = []
-    for name in [] if opts.alone else order:
-        rows += measure.measure_server(name, static_dir, opts, run, reference, expected, log)
+    rows = [] if opts.alone else measure.measure_servers(order, static_dir, opts, run,
+                                                         reference, expected, log)
     if not (opts.no_flood or opts.uploads_only):
         rows += flood_bench.measure(
             run, order, lambda name, env: Server(name, static_dir, env=env),

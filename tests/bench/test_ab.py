@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 
 import ab  # noqa: E402
+import idle  # noqa: E402
 from workloads import VENV_BIN  # noqa: E402
 
 HAS_HISTORY = (ROOT / ".git").exists()
@@ -60,7 +61,7 @@ def test_context_switches_are_counted_over_every_thread():
         assert len(os.listdir(f"/proc/{child.pid}/task")) == 2
         # The second thread slept; the first waited for it (or, still on its way to join,
         # was preempted): one switch each at least.
-        assert ab.context_switches(child.pid) >= 2
+        assert idle.context_switches(child.pid) >= 2
     finally:
         child.stdin.close()
         child.wait(timeout=30)
