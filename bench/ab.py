@@ -8,7 +8,8 @@ once, pinned to the server core, and wrk, on the other core, drives one of them 
 per request by a factor of two within minutes on a shared virtual machine, then falls on both
 alike, and a change of a few percent, which two separate runs of `make bench` cannot show,
 can be seen. It prints, for each build, the requests, CPU microseconds per request (user and
-system, from /proc) and context switches per 1,000 requests, and the working tree's ratio.
+system, from /proc), context switches per 1,000 requests and the p99 latency of all its
+rounds' requests, and the working tree's ratio.
 Instruction counts (`make bench-instructions`) do not see the kernel or thread switches;
 this does.
 """
@@ -57,13 +58,14 @@ def compare(servers: dict[str, Server], workload: Workload, rounds: int) -> dict
 
 
 def report(totals: dict[str, dict], base: str, tree: str) -> str:
-    lines = [f"{'build':24} {'requests':>10} {'CPU us/req':>11} {'switches/1k req':>16}"]
+    lines = [f"{'build':24} {'requests':>10} {'CPU us/req':>11} {'switches/1k req':>16} "
+             f"{'p99 ms':>7}"]
     per_request = {}
     for name, total in totals.items():
         requests = total["requests"] or 1
         per_request[name] = 1e6 * total["cpu"] / requests
         lines.append(f"{name:24} {total['requests']:>10,} {per_request[name]:>11.1f} "
-                     f"{1000 * total['switches'] / requests:>16.1f}")
+                     f"{1000 * total['switches'] / requests:>16.1f} {total['p99_ms']:>7.2f}")
     lines.append(f"{tree} / {base}: CPU per request x{per_request[tree] / per_request[base]:.3f}, "
                  f"requests x{totals[tree]['requests'] / (totals[base]['requests'] or 1):.3f}")
     return "\n".join(lines)

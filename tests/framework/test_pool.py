@@ -74,20 +74,52 @@ def test_no_place_is_added_while_no_thread_is_blocked(make_pool):
 def test_a_place_is_added_for_every_blocked_thread_at_once(make_pool):
     pool = make_pool(threads=16)
     blocked = pool_module.BLOCKED_AFTER * 5
-    serving_since(pool, [blocked, blocked, blocked, 0.0])
+    serving_since(pool, [blocked, 0.0])
     pool.relieve_blocked()
-    # Three blocked threads: two places are still left for threads that can take events.
-    assert places(pool) == pool_module.ACTIVE_THREADS + 3
-    pool.relieve_blocked()  # the same threads, still blocked: nothing more
-    assert places(pool) == pool_module.ACTIVE_THREADS + 3
+    # One blocked thread: two places are still left for threads that can take events.
+    assert places(pool) == pool_module.ACTIVE_THREADS + 1
+    pool.relieve_blocked()  # the same thread, still blocked: nothing more
+    assert places(pool) == pool_module.ACTIVE_THREADS + 1
+    serving_since(pool, [blocked, blocked, 0.0])  # one more blocked, a place still free
+    pool.relieve_blocked()
+    assert places(pool) == pool_module.ACTIVE_THREADS + 2
+
+
+def test_when_every_place_is_held_by_a_blocked_thread_the_places_double(make_pool):
+    pool = make_pool(threads=16)
+    blocked = pool_module.BLOCKED_AFTER * 5
+    serving_since(pool, [blocked] * pool_module.ACTIVE_THREADS)
+    pool.relieve_blocked()
+    assert places(pool) == pool_module.ACTIVE_THREADS * 3
+    pool.relieve_blocked()  # the same threads: the new places are still free
+    assert places(pool) == pool_module.ACTIVE_THREADS * 3
+
+
+def test_a_burst_of_views_that_block_gets_its_threads_in_a_few_looks(make_pool):
+    """15 requests at once to views that block, in a process on one CPU: each look finds
+    the threads of the places it opened blocked in their turn."""
+    pool = make_pool(threads=16, cpus=1)
+    blocked = pool_module.BLOCKED_AFTER * 5
+    looks = 0
+    while places(pool) < 15:
+        serving_since(pool, [blocked] * places(pool))  # every place took a view, which blocks
+        pool.relieve_blocked()
+        looks += 1
+    assert looks == 3 and places(pool) == 15  # 1 -> 3 -> 7 -> 15; one a look would take 14
+    serving_since(pool, [blocked] * 15)
+    pool.relieve_blocked()
+    assert places(pool) == 16  # never more than the threads
 
 
 def test_a_process_on_one_cpu_takes_events_on_one_thread(make_pool):
     pool = make_pool(threads=16, cpus=1)
     assert places(pool) == 1
-    serving_since(pool, [pool_module.BLOCKED_AFTER * 5, 0.0])
-    pool.relieve_blocked()  # a blocked thread still gets a place beside it
-    assert places(pool) == 2
+    serving_since(pool, [pool_module.BLOCKED_AFTER * 5])
+    pool.relieve_blocked()  # a blocked thread, in the only place, gets two beside it
+    assert places(pool) == 3
+    serving_since(pool, [pool_module.BLOCKED_AFTER * 5] * 2 + [0.0])  # one place still free
+    pool.relieve_blocked()
+    assert places(pool) == 3
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
@@ -113,7 +145,9 @@ def test_places_never_exceed_the_threads(make_pool):
 
 def test_a_done_thread_gives_its_extra_place_back(make_pool):
     pool = make_pool(threads=16)
-    serving_since(pool, [1.0, 1.0])
+    serving_since(pool, [1.0, 0.0])
+    pool.relieve_blocked()
+    serving_since(pool, [1.0, 1.0, 0.0])  # two blocked, a place left for the third
     pool.relieve_blocked()
     assert pool._give_back_extra_slot() and pool._give_back_extra_slot()
     assert not pool._give_back_extra_slot()

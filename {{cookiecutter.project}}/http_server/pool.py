@@ -19,7 +19,8 @@ only fight over the GIL, and the loser's requests wait. The rest are there
 for views that block (a database, another service): a thread busy with one
 event for longer than ``blocked_after`` counts as blocked, and the
 housekeeping thread opens one more place for each, so that that many places
-are always held by threads that can take events. A thread gives its
+are always held by threads that can take events (two for each, when every place
+is held by a blocked thread: a burst of views that block). A thread gives its
 extra place back when it is done. Housekeeping looks less often while it finds
 no thread blocked (see RELAXED_CHECK).
 """
@@ -349,7 +350,14 @@ class WorkerPool:
             self.relaxed_wait = min(max(self.relaxed_wait * 2, after), RELAXED_CHECK)
         # A look while no thread serves tells nothing of the views: the wait stays.
         with self.slot_lock:
-            wanted = min(self.base_slots + len(blocked), self.thread_count)
+            places = self.base_slots + self.extra_slots
+            # Every place held by a blocked thread: no thread takes events, and a burst of
+            # views that block (a client's 15 requests at once) would get one place per
+            # look, each view blocking before the next look opens another. Views block
+            # here, it seems: as many places again, so that the places double from look
+            # to look. Those not needed are given back as their threads finish an event.
+            opened = len(blocked) * (2 if len(blocked) >= places else 1)
+            wanted = min(self.base_slots + opened, self.thread_count)
             while self.base_slots + self.extra_slots < wanted:
                 self.extra_slots += 1
                 self.slots.release()
