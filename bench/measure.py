@@ -110,7 +110,8 @@ def run_wrk(url: str, duration: float, *, wrk_args: list[str], lua: str = "repor
             data["p99_ms"] = data["p99_us"] / 1000
             data["p50_ms"] = data["p50_us"] / 1000
             data["error_count"] = sum(data["errors"].values())
-            data["latency"] = {value: count for value, count in data["latency"]}
+            # report.lua's histogram (pids.lua prints none)
+            data["latency"] = {value: count for value, count in data.get("latency", ())}
             return data
     raise RuntimeError(f"wrk printed no figures (exit {done.returncode}): "
                        f"{done.stderr.strip() or done.stdout.strip()}")
