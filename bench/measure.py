@@ -110,32 +110,10 @@ def run_wrk(url: str, duration: float, *, wrk_args: list[str], lua: str = "repor
             data["p99_ms"] = data["p99_us"] / 1000
             data["p50_ms"] = data["p50_us"] / 1000
             data["error_count"] = sum(data["errors"].values())
-            # report.lua's histogram (pids.lua prints none)
-            data["latency"] = {value: count for value, count in data.get("latency", ())}
+            data["latency"] = {value: count for value, count in data["latency"]}
             return data
     raise RuntimeError(f"wrk printed no figures (exit {done.returncode}): "
                        f"{done.stderr.strip() or done.stdout.strip()}")
-
-
-def wrk_row(row: dict, server: Server, duration: float, workload: Workload, **wrk) -> dict:
-    """``row`` with the figures of one wrk run against ``server`` (or why it failed)."""
-    try:
-        cpu0, t0 = tree_cpu_seconds(server.pid), time.monotonic()
-        res = run_wrk(server.url + workload.path, duration, wrk_args=list(workload.wrk_args),
-                      **wrk)
-        cpu = tree_cpu_seconds(server.pid) - cpu0
-        wall = time.monotonic() - t0
-        row.update(rps=res["rps"], p99_ms=res["p99_ms"], p50_ms=res["p50_ms"],
-                   requests=res["requests"], errors=res["errors"],
-                   error_count=res["error_count"],
-                   rss_mib=tree_rss_kib(server.pid) / 1024,
-                   cpu_pct=100 * cpu / wall if wall else None,
-                   req_per_cpu_s=res["requests"] / cpu if cpu else None)
-        if "pids" in res:
-            row["pids"] = res["pids"]
-    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        row["failed"] = str(exc)[:300]
-    return row
 
 
 def round_orders(names: list[str], rounds: int) -> list[list[str]]:
@@ -146,13 +124,15 @@ def round_orders(names: list[str], rounds: int) -> list[list[str]]:
     return [names[r % len(names):] + names[:r % len(names)] for r in range(rounds)]
 
 
-def measure_round(server: Server, workload: Workload, seconds: float = ROUND_SECONDS) -> dict:
-    """One wrk run of ``workload`` against ``server``: wrk's figures, and the server's CPU
-    seconds, context switches and the wall-clock seconds it took."""
+def measure_round(server: Server, workload: Workload, seconds: float = ROUND_SECONDS,
+                  **wrk) -> dict:
+    """One wrk run of ``workload`` against ``server`` (``wrk``: more of run_wrk's options):
+    wrk's figures, and the server's CPU seconds, context switches and the wall-clock
+    seconds it took."""
     pid = server.pid
     cpu, switches, started = tree_cpu_seconds(pid), context_switches(pid), time.monotonic()
     result = run_wrk(server.url + workload.path, seconds, wrk_args=list(workload.wrk_args),
-                     lua_args=list(workload.lua_args), connections=workload.connections)
+                     lua_args=list(workload.lua_args), connections=workload.connections, **wrk)
     result["wall"] = time.monotonic() - started
     result["cpu"] = tree_cpu_seconds(pid) - cpu
     result["switches"] = context_switches(pid) - switches
@@ -177,14 +157,19 @@ def merge_rounds(rounds: list[dict]) -> dict:
     """A workload's rounds on one server as one run: counts summed, histograms merged."""
     latency: dict[int, int] = {}
     errors: dict[str, int] = {}
+    pids: dict[str, int] = {}  # pids.lua's answers per process
     for result in rounds:
         for value, count in result["latency"].items():
             latency[value] = latency.get(value, 0) + count
         for kind, count in result["errors"].items():
             errors[kind] = errors.get(kind, 0) + count
+        for pid, count in result.get("pids", {}).items():
+            pids[pid] = pids.get(pid, 0) + count
     total = {key: sum(r[key] for r in rounds)
              for key in ("requests", "duration_us", "cpu", "wall", "switches")}
     seconds = total["duration_us"] / 1e6
+    if pids:
+        total["pids"] = pids
     return {**total, "errors": errors, "error_count": sum(errors.values()),
             "rps": total["requests"] / seconds if seconds else 0.0,
             "p50_ms": percentile(latency, 50) / 1000, "p99_ms": percentile(latency, 99) / 1000,
@@ -201,6 +186,8 @@ def rounds_row(row: dict, server: Server, rounds: list[dict]) -> dict:
                rss_mib=tree_rss_kib(server.pid) / 1024,
                cpu_pct=100 * cpu / wall if wall else None,
                req_per_cpu_s=merged["requests"] / cpu if cpu else None)
+    if "pids" in merged:
+        row["pids"] = merged["pids"]
     return row
 
 
@@ -310,25 +297,33 @@ def measure_workers(static_dir: Path, opts: argparse.Namespace, log) -> list[dic
     """ours with workers=1 and workers=2, not pinned, wrk -t2: which PIDs answer (X-Pid).
 
     Keep-alive (50 connections opened at once, then reused) and Connection: close (a new
-    connection per request), since the two spread differently over processes sharing a socket.
+    connection per request), since the two spread differently over processes sharing a
+    socket. Both servers run at once and take turns, as in measure_servers.
     """
     rows = []
     shapes = {"workers": BY_NAME["hello-keepalive"], "workers-close": BY_NAME["hello-close"]}
-    for workers in (1, 2):
-        server = Server("ours", static_dir, pin=False, workers=workers)
-        label = f"ours workers={workers}"
-        try:
+    servers = {f"ours workers={n}": Server("ours", static_dir, pin=False, workers=n)
+               for n in (1, 2)}
+    rounds = max(1, round(opts.duration / ROUND_SECONDS))
+    try:
+        for server in servers.values():
             server.start("/")
-            for w, workload in shapes.items():
-                row = wrk_row(new_row(1, label, w), server, opts.duration, workload,
-                              lua="pids.lua", pin=False, threads=2)
-                rows.append(row)
-                log(f"  {label:18} {w:16} " + brief(row))
-        except (RuntimeError, OSError) as exc:
-            log(f"  ! {label}: {exc}")
-            rows += [{"run": 1, "server": label, "workload": w, "failed": str(exc)[:300]}
-                     for w in shapes]
-        finally:
+        for shape, workload in shapes.items():
+            results: dict[str, list[dict]] = {label: [] for label in servers}
+            for order in round_orders(list(servers), rounds):
+                for label in order:
+                    results[label].append(measure_round(servers[label], workload,
+                                                        lua="pids.lua", pin=False, threads=2))
+            for label, server in servers.items():
+                rows.append(rounds_row(new_row(1, label, shape), server, results[label]))
+                log(f"  {label:18} {shape:16} " + brief(rows[-1]))
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        log(f"  ! workers: {exc}")
+        done = {(r["server"], r["workload"]) for r in rows}
+        rows += [{"run": 1, "server": label, "workload": shape, "failed": str(exc)[:300]}
+                 for label in servers for shape in shapes if (label, shape) not in done]
+    finally:
+        for server in servers.values():
             server.stop()
     return rows
 

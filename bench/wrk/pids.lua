@@ -27,13 +27,19 @@ function done(summary, latency, requests)
    for pid, n in pairs(total) do
       table.insert(parts, string.format('"%s": %d', pid, n))
    end
+   local histogram = {}  -- as report.lua's
+   for i = 1, #latency do
+      local value, count = latency(i)
+      histogram[i] = string.format("[%d,%d]", value, count)
+   end
    local e = summary.errors
    io.write(string.format(
       'BENCHJSON {"requests": %d, "duration_us": %d, "bytes": %d, ' ..
       '"p50_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %.1f, ' ..
       '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
-      '"pids": {%s}}\n',
+      '"pids": {%s}, "latency": [%s]}\n',
       summary.requests, summary.duration, summary.bytes,
       latency:percentile(50), latency:percentile(99), latency.max, latency.mean,
-      e.connect, e.read, e.write, e.status, e.timeout, table.concat(parts, ", ")))
+      e.connect, e.read, e.write, e.status, e.timeout, table.concat(parts, ", "),
+      table.concat(histogram, ",")))
 end

@@ -117,3 +117,27 @@ def test_the_servers_of_a_run_are_alive_at_once_and_take_turns(monkeypatch):
     assert [name for w, name, _ in turns if w == "hello-keepalive"] == [
         "ours", "ours+log", "ours+log", "ours"]
     assert len(turns) == 4 * len(workloads)
+
+
+def test_the_answering_processes_are_summed_over_the_rounds():
+    first = {**a_round([100], 3, 0.1), "pids": {"11": 2, "12": 1}}
+    second = {**a_round([200], 4, 0.1), "pids": {"12": 4}}
+    merged = measure.merge_rounds([first, second])
+    assert merged["pids"] == {"11": 2, "12": 5}
+    assert "pids" not in measure.merge_rounds([a_round([100], 3, 0.1)])
+
+
+@pytest.mark.skipif(not HAS_WRK, reason="wrk is not installed (make bench does)")
+@pytest.mark.skipif(not HAS_VENV, reason="bench/.venv does not exist (bench/install.sh creates it)")
+def test_workers_1_and_2_take_turns_and_every_answer_names_its_process():
+    lines = []
+    rows = measure.measure_workers(measure.static_folder(WORK), Namespace(duration=1),
+                                   lines.append)
+    assert [(r["server"], r["workload"]) for r in rows] == [
+        ("ours workers=1", "workers"), ("ours workers=2", "workers"),
+        ("ours workers=1", "workers-close"), ("ours workers=2", "workers-close")]
+    for row in rows:
+        assert "failed" not in row, row
+        assert row["rounds"] == 1 and row["requests"] > 0
+        assert sum(row["pids"].values()) == row["requests"]
+    assert all(len(r["pids"]) == 1 for r in rows if r["server"] == "ours workers=1")
