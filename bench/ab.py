@@ -24,7 +24,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from measure import ROUND_SECONDS, measure_round, merge_rounds, round_orders, static_folder
+from measure import ROUND_SECONDS, merge_rounds, static_folder, take_turns
 from servers import Server
 from workloads import BY_NAME, ROOT, WORK, Workload
 
@@ -50,10 +50,9 @@ def export_revision(rev: str, dest: Path) -> Path:
 
 def compare(servers: dict[str, Server], workload: Workload, rounds: int) -> dict[str, dict]:
     """Each server's rounds merged: requests, CPU seconds and context switches among them."""
-    results: dict[str, list[dict]] = {name: [] for name in servers}
-    for order in round_orders(list(servers), rounds):
-        for name in order:
-            results[name].append(measure_round(servers[name], workload))
+    results, failed = take_turns(servers, workload, rounds)
+    if failed:
+        raise RuntimeError("; ".join(f"{name}: {why}" for name, why in failed.items()))
     return {name: merge_rounds(these) for name, these in results.items()}
 
 

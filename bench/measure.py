@@ -139,6 +139,24 @@ def measure_round(server: Server, workload: Workload, seconds: float = ROUND_SEC
     return result
 
 
+def take_turns(servers: dict[str, Server], workload: Workload, rounds: int, **wrk
+               ) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """``rounds`` rounds of ``workload`` on each server, in turns (``round_orders``;
+    ``wrk``: more of run_wrk's options): each server's rounds, and why a server's turns
+    ended early (a round that failed: the others go on without it)."""
+    results: dict[str, list[dict]] = {name: [] for name in servers}
+    failed: dict[str, str] = {}
+    for order in round_orders(list(servers), rounds):
+        for name in order:
+            if name in failed:
+                continue
+            try:
+                results[name].append(measure_round(servers[name], workload, **wrk))
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                failed[name] = str(exc)[:300]
+    return results, failed
+
+
 def percentile(latency: dict[int, int], p: float) -> int:
     """The value at percentile ``p`` of a histogram (value -> count), as wrk reports it: the
     smallest value that more than ``p`` percent of the counts do not exceed (the largest for
@@ -261,26 +279,17 @@ def measure_servers(names: list[str], static_dir: Path, opts: argparse.Namespace
                 rows += [{"run": run, "server": name, "workload": w.name,
                           "failed": str(exc)[:300]} for w in for_server(name)]
         for workload in WORKLOADS:
-            taking = [name for name in servers if workload in for_server(name)]
-            results: dict[str, list[dict]] = {name: [] for name in taking}
-            failed: dict[str, str] = {}
+            taking = {name: servers[name][0] for name in servers
+                      if workload in for_server(name)}
             started = {name: new_row(run, name, workload.name) for name in taking}
-            for order in round_orders(taking, rounds):
-                for name in order:
-                    if name in failed:
-                        continue
-                    try:
-                        results[name].append(measure_round(servers[name][0], workload))
-                    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                        failed[name] = str(exc)[:300]
-            for name in taking:
-                server, problems = servers[name]
+            results, failed = take_turns(taking, workload, rounds)
+            for name, server in taking.items():
                 row = started[name]
                 if name in failed:
                     row["failed"] = failed[name]
                 else:
                     rounds_row(row, server, results[name])
-                row["mismatch"] = [p for p in problems if f" {workload.name}:" in p]
+                row["mismatch"] = [p for p in servers[name][1] if f" {workload.name}:" in p]
                 rows.append(row)
                 log(f"  {name:18} {workload.name:16} " + brief(row))
         for name, (server, _) in servers.items():
@@ -309,19 +318,21 @@ def measure_workers(static_dir: Path, opts: argparse.Namespace, log) -> list[dic
         for server in servers.values():
             server.start("/")
         for shape, workload in shapes.items():
-            results: dict[str, list[dict]] = {label: [] for label in servers}
-            for order in round_orders(list(servers), rounds):
-                for label in order:
-                    results[label].append(measure_round(servers[label], workload,
-                                                        lua="pids.lua", pin=False, threads=2))
+            started = {label: new_row(1, label, shape) for label in servers}
+            results, failed = take_turns(servers, workload, rounds, lua="pids.lua", pin=False,
+                                         threads=2)
             for label, server in servers.items():
-                rows.append(rounds_row(new_row(1, label, shape), server, results[label]))
-                log(f"  {label:18} {shape:16} " + brief(rows[-1]))
-    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+                row = started[label]
+                if label in failed:
+                    row["failed"] = failed[label]
+                else:
+                    rounds_row(row, server, results[label])
+                rows.append(row)
+                log(f"  {label:18} {shape:16} " + brief(row))
+    except (RuntimeError, OSError) as exc:  # a server that did not start
         log(f"  ! workers: {exc}")
-        done = {(r["server"], r["workload"]) for r in rows}
-        rows += [{"run": 1, "server": label, "workload": shape, "failed": str(exc)[:300]}
-                 for label in servers for shape in shapes if (label, shape) not in done]
+        rows = [{"run": 1, "server": label, "workload": shape, "failed": str(exc)[:300]}
+                for shape in shapes for label in servers]
     finally:
         for server in servers.values():
             server.stop()
