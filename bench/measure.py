@@ -194,8 +194,11 @@ def merge_rounds(rounds: list[dict]) -> dict:
             "rounds": len(rounds)}
 
 
-def rounds_row(row: dict, server: Server, rounds: list[dict]) -> dict:
-    """``row`` with the figures of a workload's rounds on ``server``."""
+def rounds_row(row: dict, server: Server, rounds: list[dict], failed: str | None = None) -> dict:
+    """``row`` with the figures of a workload's rounds on ``server``, or why they failed."""
+    if failed is not None:
+        row["failed"] = failed
+        return row
     merged = merge_rounds(rounds)
     cpu, wall = merged["cpu"], merged["wall"]
     row.update(rps=merged["rps"], p99_ms=merged["p99_ms"], p50_ms=merged["p50_ms"],
@@ -284,11 +287,7 @@ def measure_servers(names: list[str], static_dir: Path, opts: argparse.Namespace
             started = {name: new_row(run, name, workload.name) for name in taking}
             results, failed = take_turns(taking, workload, rounds)
             for name, server in taking.items():
-                row = started[name]
-                if name in failed:
-                    row["failed"] = failed[name]
-                else:
-                    rounds_row(row, server, results[name])
+                row = rounds_row(started[name], server, results[name], failed.get(name))
                 row["mismatch"] = [p for p in servers[name][1] if f" {workload.name}:" in p]
                 rows.append(row)
                 log(f"  {name:18} {workload.name:16} " + brief(row))
@@ -322,11 +321,7 @@ def measure_workers(static_dir: Path, opts: argparse.Namespace, log) -> list[dic
             results, failed = take_turns(servers, workload, rounds, lua="pids.lua", pin=False,
                                          threads=2)
             for label, server in servers.items():
-                row = started[label]
-                if label in failed:
-                    row["failed"] = failed[label]
-                else:
-                    rounds_row(row, server, results[label])
+                row = rounds_row(started[label], server, results[label], failed.get(label))
                 rows.append(row)
                 log(f"  {label:18} {shape:16} " + brief(row))
     except (RuntimeError, OSError) as exc:  # a server that did not start
