@@ -285,7 +285,7 @@ def measure_servers(names: list[str], static_dir: Path, opts: argparse.Namespace
             taking = {name: servers[name][0] for name in servers
                       if workload in for_server(name)}
             started = {name: new_row(run, name, workload.name) for name in taking}
-            results, failed = take_turns(taking, workload, rounds)
+            results, failed = take_turns(taking, workload, rounds * workload.rounds_scale)
             for name, server in taking.items():
                 row = rounds_row(started[name], server, results[name], failed.get(name))
                 row["mismatch"] = [p for p in servers[name][1] if f" {workload.name}:" in p]
