@@ -7,8 +7,8 @@ tree from /proc.
 
 The servers of a run are all started at once, pinned to the server core, and wrk drives one
 of them at a time, in rounds of ``ROUND_SECONDS``, the order rotating from round to round
-(``round_orders``). On a shared machine the CPU a server gets can change by a factor of two
-within minutes; measured one after the other, two servers would each get another machine,
+(``round_orders``). On a shared machine the CPU a server gets can change widely within
+minutes; measured one after the other, two servers would each get another machine,
 and their ratio would carry that. In turns, each gets its share of every minute of the run.
 A workload's rounds make one row: requests and CPU time summed, latency percentiles from the
 merged histograms (``merge_rounds``).

@@ -3,8 +3,8 @@
 Every server serves the same app (apps/), on 127.0.0.1, in its own process group so that it
 can be stopped whole (gunicorn's master and worker together). A group, not a session: Linux
 shares the CPU fairly between sessions (autogroups) before threads, and a server in a session
-of its own would get half the cores at most while wrk, in the harness's, is busy: not pinned,
-workers=2 measured 0.74x workers=1 with `Connection: close` that way, 1.0x in one session.
+of its own would get half the cores at most while wrk, in the harness's, is busy, which
+skews every server that is not pinned (the workers=2 rows).
 """
 
 from __future__ import annotations

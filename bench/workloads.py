@@ -97,7 +97,7 @@ WORKLOADS = [
     Workload("post-echo-4k", "POST 4 KiB echo", "/echo", lua_args=("post", str(POST_BYTES)),
              expected=post_body(POST_BYTES), instructions=True),
     # The expected bytes are the file's, read once it is written (measure.expected_bodies).
-    # Bound by wrk reading 1 MiB answers at 3 GB/s: its 1 s rounds vary by a fifth.
+    # Bound by wrk reading its 1 MiB answers: its 1 s rounds vary the most.
     Workload("static-1mib", "static 1 MiB file", "/static/1mib.bin", servers=STATIC_SERVERS,
              instructions=True, rounds_scale=3),
     # Fewer connections than the 16 threads: every request can wait at once.

@@ -31,8 +31,8 @@ def nearest_rank(samples: list[int], p: float) -> int:
     """The percentile of a list of samples, as wrk counts it: sorted, the first that more
     than ``p`` percent of them do not exceed (the last for 100)."""
     ordered = sorted(samples)
-    below = [value for value in ordered if Counter(v <= value for v in ordered)[True]
-             > p / 100 * len(ordered)]
+    below = [value for value in ordered
+             if sum(v <= value for v in ordered) > p / 100 * len(ordered)]
     return below[0] if below else ordered[-1]
 
 
